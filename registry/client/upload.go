@@ -1,0 +1,145 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/airlock-dev/airlock/registry"
+	"github.com/airlock-dev/airlock/registry/pack"
+	"github.com/opencontainers/go-digest"
+	"oras.land/oras-go/v2/registry/remote"
+)
+
+// streamBlob uploads a file whose digest is not yet known and returns it:
+// POST opens an upload session, one PATCH streams the file while it is
+// hashed, and PUT ?digest= closes the session, so the registry verifies
+// what this side computed
+// (distribution-spec v1.1, "Pushing a blob in chunks").
+func (c *Client) streamBlob(ctx context.Context, repo *remote.Repository, ref registry.Ref, e pack.Entry, progress pack.Progress) (digest.Digest, error) {
+	base := url.URL{Scheme: c.scheme(ref), Host: ref.Registry, Path: "/v2/" + ref.Repository + "/blobs/uploads/"}
+	// The POST carries no body, so an authentication challenge on it can
+	// be answered by retrying; the PATCH that follows reuses the token.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base.String(), nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := do(repo.Client, req, http.StatusAccepted)
+	if err != nil {
+		return "", fmt.Errorf("starting upload: %w", err)
+	}
+	loc, err := location(&base, resp)
+	if err != nil {
+		return "", err
+	}
+
+	f, err := os.Open(e.Abs)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	body := &hashingReader{r: f, h: h, ctx: ctx}
+	if progress != nil {
+		body.progress = func(n int64) { progress(e.Path, n) }
+	}
+	req, err = http.NewRequestWithContext(ctx, http.MethodPatch, loc.String(), body)
+	if err != nil {
+		return "", err
+	}
+	req.ContentLength = e.Size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Content-Range", fmt.Sprintf("0-%d", e.Size-1))
+	resp, err = do(repo.Client, req, http.StatusAccepted, http.StatusNoContent)
+	if err != nil {
+		return "", fmt.Errorf("sending data: %w", err)
+	}
+	if body.n != e.Size {
+		return "", fmt.Errorf("file changed while uploading: read %d bytes, listed as %d", body.n, e.Size)
+	}
+	d := pack.NewDigest(h)
+	if loc, err = location(loc, resp); err != nil {
+		return "", err
+	}
+	q := loc.Query()
+	q.Set("digest", d.String())
+	loc.RawQuery = q.Encode()
+	req, err = http.NewRequestWithContext(ctx, http.MethodPut, loc.String(), nil)
+	if err != nil {
+		return "", err
+	}
+	req.ContentLength = 0
+	req.Header.Set("Content-Type", "application/octet-stream")
+	if _, err = do(repo.Client, req, http.StatusCreated); err != nil {
+		return "", fmt.Errorf("closing upload of %s: %w", d, err)
+	}
+	return d, nil
+}
+
+// location resolves an upload Location header, which may be relative.
+func location(base *url.URL, resp *http.Response) (*url.URL, error) {
+	l := resp.Header.Get("Location")
+	if l == "" {
+		return nil, fmt.Errorf("registry sent no upload location (%s %s)", resp.Request.Method, resp.Request.URL.Redacted())
+	}
+	u, err := base.Parse(l)
+	if err != nil {
+		return nil, fmt.Errorf("bad upload location %q: %w", l, err)
+	}
+	return u, nil
+}
+
+// do sends a request and closes the response, failing with the
+// registry's own error text unless the status is one of ok.
+func do(c remote.Client, req *http.Request, ok ...int) (*http.Response, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	for _, code := range ok {
+		if resp.StatusCode == code {
+			return resp, nil
+		}
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	msg := fmt.Sprintf("%s %s: %s", req.Method, req.URL.Redacted(), resp.Status)
+	if len(b) > 0 {
+		msg += ": " + strings.TrimSpace(string(b))
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, fmt.Errorf("%w: %s", registry.ErrNotFound, msg)
+	}
+	return nil, errors.New(msg)
+}
+
+// hashingReader hashes what it reads and stops when ctx ends.
+type hashingReader struct {
+	r        io.Reader
+	h        hash.Hash
+	n        int64
+	ctx      context.Context //nolint:containedctx // lives for one request
+	progress func(int64)
+}
+
+func (r *hashingReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.h.Write(p[:n])
+		r.n += int64(n)
+		if r.progress != nil {
+			r.progress(int64(n))
+		}
+	}
+	return n, err
+}
