@@ -128,12 +128,13 @@ func sortEntries(es []Entry) {
 	})
 }
 
-// collect lists the regular files under one release path.
+// collect lists the regular files under one release path. Symlinks are
+// followed, anywhere in the path, only while they stay inside the release
+// directory.
 func (l *Loaded) collect(p *problems, field, rel, releaseFile string) []Entry {
 	clean := path.Clean(rel)
 	full := filepath.Join(l.Dir, filepath.FromSlash(clean))
-	info, err := os.Lstat(full)
-	if err != nil {
+	if _, err := os.Lstat(full); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			p.add(field, "%q does not exist in the release directory", rel)
 		} else {
@@ -141,67 +142,63 @@ func (l *Loaded) collect(p *problems, field, rel, releaseFile string) []Entry {
 		}
 		return nil
 	}
-	if info.Mode()&fs.ModeSymlink != 0 {
-		target, ok := l.inside(p, field, clean, full)
-		if !ok {
-			return nil
-		}
-		if info, err = os.Stat(target); err != nil {
-			p.add(field, "%q: %v", rel, err)
-			return nil
-		}
+	resolved, ok := l.inside(p, field, clean, full)
+	if !ok {
+		return nil
+	}
+	info, err := os.Stat(resolved)
+	if err != nil {
+		p.add(field, "%q: %v", rel, err)
+		return nil
 	}
 	if info.Mode().IsRegular() {
-		if same(full, releaseFile) {
+		if resolved == releaseFile {
 			p.add(field, "%q is the release file itself; it travels as the %s annotation", rel, registry.AnnotationRelease)
 			return nil
 		}
-		return []Entry{{Path: clean, Abs: full, Size: info.Size(), Executable: info.Mode()&0o111 != 0}}
+		return []Entry{{Path: clean, Abs: resolved, Size: info.Size(), Executable: info.Mode()&0o111 != 0}}
 	}
 	if !info.IsDir() {
 		p.add(field, "%q is not a regular file or directory (%s)", rel, info.Mode().Type())
 		return nil
 	}
 	var out []Entry
-	err = filepath.WalkDir(full, func(fp string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(resolved, func(fp string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		relPath, _ := filepath.Rel(l.Dir, fp)
-		relPath = filepath.ToSlash(relPath)
+		sub, _ := filepath.Rel(resolved, fp)
+		relPath := path.Join(clean, filepath.ToSlash(sub))
 		if d.IsDir() {
 			if d.Name() == ".git" {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
 		target := fp
-		if fi.Mode()&fs.ModeSymlink != 0 {
+		if d.Type()&fs.ModeSymlink != 0 {
 			t, ok := l.inside(p, field, relPath, fp)
 			if !ok {
 				return nil
 			}
-			if fi, err = os.Stat(t); err != nil {
-				return err
-			}
-			if fi.IsDir() {
-				p.add(field, "%s is a symlink to a directory; only symlinks to files are followed", relPath)
-				return nil
-			}
 			target = t
+		}
+		fi, err := os.Stat(target)
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() {
+			p.add(field, "%s is a symlink to a directory; only symlinks to files are followed", relPath)
+			return nil
 		}
 		if !fi.Mode().IsRegular() {
 			p.add(field, "%s is not a regular file (%s)", relPath, fi.Mode().Type())
 			return nil
 		}
-		if same(target, releaseFile) {
+		if target == releaseFile {
 			return nil // the release file travels as an annotation
 		}
-		out = append(out, Entry{Path: relPath, Abs: fp, Size: fi.Size(), Executable: fi.Mode()&0o111 != 0})
+		out = append(out, Entry{Path: relPath, Abs: target, Size: fi.Size(), Executable: fi.Mode()&0o111 != 0})
 		return nil
 	})
 	if err != nil {
@@ -228,14 +225,6 @@ func (l *Loaded) inside(p *problems, field, rel, full string) (string, bool) {
 		return "", false
 	}
 	return target, true
-}
-
-func same(a, b string) bool {
-	if b == "" {
-		return false
-	}
-	ra, err := filepath.EvalSymlinks(a)
-	return err == nil && ra == b
 }
 
 // mediaType picks the ModelPack layer type for a file. Weights are

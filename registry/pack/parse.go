@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"reflect"
 	"regexp"
 	"slices"
@@ -107,6 +108,7 @@ func Parse(data []byte, file string) (*Parsed, error) {
 	if err := p.err(); err != nil {
 		return nil, err
 	}
+	normalise(&rel)
 	return &Parsed{Release: rel, file: file, pos: p.pos}, nil
 }
 
@@ -410,4 +412,29 @@ func escapes(path string) bool {
 		}
 	}
 	return false
+}
+
+// normalise cleans paths so that "model/", "./model" and "model" give the
+// same release annotation, hence the same digest.
+func normalise(r *Release) {
+	clean := func(s *string) { *s = path.Clean(*s) }
+	clean(&r.Model.Path)
+	if r.Tokenizer != nil {
+		clean(&r.Tokenizer.Path)
+	}
+	if r.Safety != nil {
+		clean(&r.Safety.Path)
+	}
+	for i := range r.Prompts {
+		clean(&r.Prompts[i].Path)
+	}
+	for i := range r.Evals {
+		clean(&r.Evals[i].Path)
+	}
+	for i := range r.Docs {
+		clean(&r.Docs[i].Path)
+	}
+	for i := range r.Code {
+		clean(&r.Code[i].Path)
+	}
 }
