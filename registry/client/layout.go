@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/airlock-dev/airlock/registry"
 	"github.com/airlock-dev/airlock/registry/pack"
@@ -81,10 +82,22 @@ func (c *Client) PushLayout(ctx context.Context, dir, from string, ref registry.
 		return nil, err
 	}
 	res := &PushResult{}
+	var mu sync.Mutex // oras calls the hooks from several goroutines
 	opts := oras.CopyOptions{}
 	opts.Concurrency = c.opts.Concurrency
-	opts.OnCopySkipped = func(context.Context, ocispec.Descriptor) error { res.Skipped++; return nil }
-	opts.PostCopy = func(_ context.Context, d ocispec.Descriptor) error { res.Uploaded++; res.Bytes += d.Size; return nil }
+	opts.OnCopySkipped = func(context.Context, ocispec.Descriptor) error {
+		mu.Lock()
+		defer mu.Unlock()
+		res.Skipped++
+		return nil
+	}
+	opts.PostCopy = func(_ context.Context, d ocispec.Descriptor) error {
+		mu.Lock()
+		defer mu.Unlock()
+		res.Uploaded++
+		res.Bytes += d.Size
+		return nil
+	}
 	dst := ref.Tag
 	if dst == "" {
 		dst = from

@@ -393,10 +393,7 @@ func copyHashed(ctx context.Context, f *os.File, h hash.Hash, src io.Reader, pro
 			case <-stop:
 				return
 			}
-			n, err := io.ReadFull(src, *b)
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				err = io.EOF
-			}
+			n, err := fill(src, *b)
 			select {
 			case full <- chunk{b, n, err}:
 			case <-stop:
@@ -443,4 +440,19 @@ func writeReleaseFile(name string, r *pack.Release) error {
 	}
 	head := "# Written by airlock pull from the dev.airlock.release annotation.\n"
 	return os.WriteFile(name, append([]byte(head), b...), 0o644)
+}
+
+// fill reads until buf is full or the stream ends. Unlike io.ReadFull, it
+// keeps a broken stream's error (io.ErrUnexpectedEOF from a cut connection)
+// apart from a clean end (io.EOF).
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Installs the external programs that Airlock's interop tests and benchmarks
+# use, on a fresh Debian 12 machine that already has Go:
+#
+#   Debian packages  docker-registry (distribution v2.8.2), skopeo
+#   Go tools         crane and regctl, pinned, into $REPO/.tools/bin
+#
+# It is idempotent and quiet: it prints one line per thing it installs and
+# nothing when everything is already there. Tests find the Go tools through
+# registry/regtest, which looks in .tools/bin before PATH.
+set -euo pipefail
+
+CRANE_MODULE=github.com/google/go-containerregistry/cmd/crane
+CRANE_VERSION=v0.20.6
+REGCTL_MODULE=github.com/regclient/regclient/cmd/regctl
+REGCTL_VERSION=v0.9.2
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+tools_bin="$repo/.tools/bin"
+
+# Output of apt-get and go install goes here and is shown only on failure.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# --- Debian packages -------------------------------------------------------
+
+# Each entry is "binary:package"; a package is installed only when its binary
+# is missing, so a machine that has them never touches apt.
+missing_pkgs=()
+for pair in /usr/bin/docker-registry:docker-registry /usr/bin/skopeo:skopeo; do
+	bin=${pair%%:*}
+	pkg=${pair#*:}
+	if [[ ! -x $bin ]]; then
+		missing_pkgs+=("$pkg")
+	fi
+done
+
+if ((${#missing_pkgs[@]} > 0)); then
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "install-tools: need root to install Debian packages: ${missing_pkgs[*]}" >&2
+		echo "install-tools: run: sudo apt-get update && sudo apt-get install -y ${missing_pkgs[*]}" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	if ! { apt-get update && apt-get install -y --no-install-recommends "${missing_pkgs[@]}"; } >"$log" 2>&1; then
+		cat "$log" >&2
+		echo "install-tools: apt-get install ${missing_pkgs[*]} failed" >&2
+		exit 1
+	fi
+	# The docker-registry package enables a systemd service listening on
+	# :5000 with htpasswd auth; tests start their own instances, so stop it
+	# where systemd runs (containers usually have no systemd: ignore errors).
+	if [[ " ${missing_pkgs[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null 2>&1; then
+		systemctl disable --now docker-registry >/dev/null 2>&1 || true
+	fi
+	for pkg in "${missing_pkgs[@]}"; do
+		echo "install-tools: installed $pkg $(dpkg-query -W -f='${Version}' "$pkg")"
+	done
+fi
+
+# --- Go tools ---------------------------------------------------------------
+
+if ! command -v go >/dev/null 2>&1; then
+	echo "install-tools: go is not on PATH" >&2
+	exit 1
+fi
+
+# installed_as prints "PACKAGE@VERSION" from the build info of a Go binary,
+# or nothing if the file is missing or not a Go binary.
+installed_as() {
+	[[ -x $1 ]] || return 0
+	go version -m "$1" 2>/dev/null | awk '
+		$1 == "path" { path = $2 }
+		$1 == "mod" { print path "@" $3; exit }'
+}
+
+go_tool() {
+	local name=$1 module=$2 version=$3
+	if [[ $(installed_as "$tools_bin/$name") == "$module@$version" ]]; then
+		return 0
+	fi
+	mkdir -p "$tools_bin"
+	# go install MODULE@VERSION builds with the tool's own go.mod, so it
+	# never touches Airlock's go.mod or go.sum; cd / keeps that obvious.
+	if ! (cd / && GOBIN="$tools_bin" go install "$module@$version") >"$log" 2>&1; then
+		cat "$log" >&2
+		echo "install-tools: go install $module@$version failed" >&2
+		exit 1
+	fi
+	echo "install-tools: installed $name $version in $tools_bin"
+}
+
+go_tool crane "$CRANE_MODULE" "$CRANE_VERSION"
+go_tool regctl "$REGCTL_MODULE" "$REGCTL_VERSION"
