@@ -52,12 +52,12 @@ type PullOptions struct {
 
 // PulledFile is one layer written out.
 type PulledFile struct {
-	Path    string
-	Role    registry.Role
-	Digest  digest.Digest
-	Size    int64
-	Present bool  // already in place with the right digest; nothing downloaded
-	Resumed int64 // bytes taken from an earlier, interrupted download
+	Path    string        `json:"path"`
+	Role    registry.Role `json:"role"`
+	Digest  digest.Digest `json:"digest"`
+	Size    int64         `json:"size"`
+	Present bool          `json:"present,omitempty"` // already in place with the right digest; nothing downloaded
+	Resumed int64         `json:"resumed,omitempty"` // bytes taken from an earlier, interrupted download
 }
 
 // PullResult says what a pull did.

@@ -52,7 +52,9 @@ func TestParseErrors(t *testing.T) {
 		{"bad apiVersion", func(s string) string { return strings.Replace(s, "airlock.dev/v1", "airlock.dev/v2", 1) }, `airlock.yaml:1:1: apiVersion: "airlock.dev/v2" is not supported`},
 		{"bad name", func(s string) string { return strings.Replace(s, "name: support-bot", "name: Support_Bot!", 1) }, `metadata.name: "Support_Bot!"`},
 		{"absolute path", func(s string) string { return strings.Replace(s, "path: safety.yaml", "path: /etc/passwd", 1) }, `airlock.yaml:7:10: safety.path: "/etc/passwd" is absolute`},
-		{"escaping path", func(s string) string { return strings.Replace(s, "path: tokenizer/", "path: tokenizer/../../secrets", 1) }, `tokenizer.path: "tokenizer/../../secrets" escapes the release directory`},
+		{"escaping path", func(s string) string {
+			return strings.Replace(s, "path: tokenizer/", "path: tokenizer/../../secrets", 1)
+		}, `tokenizer.path: "tokenizer/../../secrets" escapes the release directory`},
 		{"missing model", func(s string) string {
 			return strings.Replace(s, "model: {path: model/, format: gguf, architecture: llama, paramSize: 1.1B, precision: q8_0}\n", "", 1)
 		}, `model: required`},
@@ -62,8 +64,12 @@ func TestParseErrors(t *testing.T) {
 		{"unpinned baseModel", func(s string) string {
 			return strings.Replace(s, "@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", ":latest", 1)
 		}, `baseModel: "registry.example/base/llama:latest" has no digest`},
-		{"wrong type", func(s string) string { return strings.Replace(s, "dataScopes: [support-tickets]", "dataScopes: support-tickets", 1) }, `dataScopes: expected a list; got the value "support-tickets"`},
-		{"duplicate scope", func(s string) string { return strings.Replace(s, "[support-tickets]", "[support-tickets, support-tickets]", 1) }, `dataScopes[1]: duplicate data scope`},
+		{"wrong type", func(s string) string {
+			return strings.Replace(s, "dataScopes: [support-tickets]", "dataScopes: support-tickets", 1)
+		}, `dataScopes: expected a list; got the value "support-tickets"`},
+		{"duplicate scope", func(s string) string {
+			return strings.Replace(s, "[support-tickets]", "[support-tickets, support-tickets]", 1)
+		}, `dataScopes[1]: duplicate data scope`},
 		{"syntax error", func(s string) string { return s + "model: [unclosed\n" }, `did not find expected`},
 		{"two documents", func(s string) string { return s + "---\nkind: Release\n" }, `more than one YAML document`},
 		{"empty", func(string) string { return "" }, `airlock.yaml: release file is empty`},

@@ -1,0 +1,119 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/registry/client"
+	"github.com/airlock-dev/airlock/registry/regtest"
+	"github.com/opencontainers/go-digest"
+)
+
+// run executes an interop tool and returns its stdout.
+func run(t *testing.T, env []string, name string, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, stderr.String())
+	}
+	return out
+}
+
+// TestInteropReadBack pushes releases with airlock to Debian's
+// docker-registry and reads them back with crane, regctl and skopeo: the
+// bytes they get must be the bytes airlock pushed.
+func TestInteropReadBack(t *testing.T) {
+	srv := regtest.Distribution(t)
+	crane := regtest.Tool(t, "crane")
+	regctl := regtest.Tool(t, "regctl")
+	skopeo := regtest.Tool(t, "skopeo")
+	ctx := context.Background()
+	c := newClient(t, client.Options{})
+
+	// The example (small files, hashed first) and a release whose weights
+	// are large enough to be streamed while hashed.
+	bigDir, weights := bigRelease(t, 20<<20)
+	releases := map[string]string{"acme/support-bot:1.4.0": example, "acme/big:1.0.0": bigDir}
+	regHome := t.TempDir()
+	regEnv := []string{"HOME=" + regHome}
+	run(t, regEnv, regctl, "registry", "set", "--tls", "disabled", srv.Host)
+
+	for name, dir := range releases {
+		t.Run(name, func(t *testing.T) {
+			r := ref(t, srv.Host+"/"+name)
+			l := load(t, dir)
+			res, err := c.PushDir(ctx, l, r, client.PushOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := res.Descriptor.Digest
+
+			craneManifest := run(t, nil, crane, "manifest", "--insecure", r.String())
+			if digest.FromBytes(craneManifest) != want {
+				t.Errorf("crane manifest: digest %s, pushed %s", digest.FromBytes(craneManifest), want)
+			}
+			if d := strings.TrimSpace(string(run(t, nil, crane, "digest", "--insecure", r.String()))); d != want.String() {
+				t.Errorf("crane digest = %s, pushed %s", d, want)
+			}
+			regManifest := run(t, regEnv, regctl, "manifest", "get", "--format", "raw-body", r.String())
+			if !bytes.Equal(regManifest, craneManifest) {
+				t.Errorf("regctl and crane read different manifests")
+			}
+			skopeoRaw := run(t, nil, skopeo, "inspect", "--raw", "--tls-verify=false", "docker://"+r.String())
+			if !bytes.Equal(skopeoRaw, craneManifest) {
+				t.Errorf("skopeo and crane read different manifests")
+			}
+
+			for _, e := range l.Entries {
+				file, err := os.ReadFile(e.Abs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				blob := r.Name() + "@" + digest.FromBytes(file).String()
+				if got := run(t, nil, crane, "blob", "--insecure", blob); !bytes.Equal(got, file) {
+					t.Errorf("crane blob %s: %d bytes differ from the file", e.Path, len(got))
+				}
+				if got := run(t, regEnv, regctl, "blob", "get", r.Name(), digest.FromBytes(file).String()); !bytes.Equal(got, file) {
+					t.Errorf("regctl blob get %s: %d bytes differ from the file", e.Path, len(got))
+				}
+			}
+		})
+	}
+	if len(weights) == 0 {
+		t.Fatal("no weights generated")
+	}
+}
+
+// TestInteropReferrersFallback checks inspect against a registry without
+// the referrers API: referrers are found through the tag schema, with
+// their artifactType.
+func TestInteropReferrersFallback(t *testing.T) {
+	srv := regtest.Distribution(t)
+	c := newClient(t, client.Options{})
+	ctx := context.Background()
+	r := ref(t, srv.Host+"/acme/support-bot:1.4.0")
+	res, err := c.PushDir(ctx, load(t, example), r, client.PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pushReferrer(t, c, r, res.Descriptor, "application/vnd.example.sbom+json")
+	in, err := c.Inspect(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Referrers) != 1 || in.Referrers[0].Digest != want || in.Referrers[0].ArtifactType != "application/vnd.example.sbom+json" {
+		t.Fatalf("referrers %+v (%s)", in.Referrers, in.ReferrersError)
+	}
+}
