@@ -1,0 +1,67 @@
+package registry_test
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestImportGraph pins DESIGN.md §2's import rules: each third-party SDK
+// stays in its one package, and registry never depends on the gate side.
+func TestImportGraph(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps=false", "-json=ImportPath,Imports", "github.com/airlock-dev/airlock/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	const mod = "github.com/airlock-dev/airlock/"
+	// owner: package → the only packages (prefix match) allowed to import it.
+	owners := map[string][]string{
+		"oras.land/oras-go":                      {mod + "registry/client"},
+		"github.com/google/go-containerregistry": {mod + "registry/regtest"},
+		"github.com/spf13/cobra":                 {mod + "cmd/"},
+		"gopkg.in/yaml.v3":                       {mod + "registry/pack", mod + "registry/client"},
+	}
+	forbidden := map[string][]string{ // importer prefix → import prefixes it may not use
+		mod + "registry": {mod + "gate", mod + "runner", mod + "evals", mod + "cmd"},
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	n := 0
+	for dec.More() {
+		var p struct {
+			ImportPath string
+			Imports    []string
+		}
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		for _, imp := range p.Imports {
+			for sdk, allowed := range owners {
+				if !strings.HasPrefix(imp, sdk) {
+					continue
+				}
+				ok := false
+				for _, a := range allowed {
+					ok = ok || strings.HasPrefix(p.ImportPath, a)
+				}
+				if !ok {
+					t.Errorf("%s imports %s; only %v may", p.ImportPath, imp, allowed)
+				}
+			}
+			for importer, bad := range forbidden {
+				if !strings.HasPrefix(p.ImportPath, importer) {
+					continue
+				}
+				for _, b := range bad {
+					if strings.HasPrefix(imp, b) {
+						t.Errorf("%s imports %s, which DESIGN.md §2 forbids", p.ImportPath, imp)
+					}
+				}
+			}
+		}
+	}
+	if n < 5 {
+		t.Fatalf("go list found only %d packages", n)
+	}
+}
