@@ -13,6 +13,9 @@ var (
 	// for. Nothing with a mismatched digest is ever written under its
 	// final name.
 	ErrDigestMismatch = errors.New("digest mismatch")
+	// ErrUnauthorized marks a registry that refused the credentials, or
+	// wants some and none were found in the Docker config.
+	ErrUnauthorized = errors.New("unauthorized")
 	// ErrNotRelease marks an artifact that is not a ModelPack release.
 	ErrNotRelease = errors.New("not an Airlock/ModelPack release")
 )

@@ -130,9 +130,17 @@ func mapErr(err error) error {
 	if errors.Is(err, errdef.ErrNotFound) {
 		return fmt.Errorf("%w: %w", registry.ErrNotFound, err)
 	}
+	if errors.Is(err, auth.ErrBasicCredentialNotFound) {
+		return fmt.Errorf("%w: the registry wants credentials and the Docker config has none for it (run docker login HOST): %w", registry.ErrUnauthorized, err)
+	}
 	var ec *errcode.ErrorResponse
-	if errors.As(err, &ec) && ec.StatusCode == http.StatusNotFound {
-		return fmt.Errorf("%w: %w", registry.ErrNotFound, err)
+	if errors.As(err, &ec) {
+		switch ec.StatusCode {
+		case http.StatusNotFound:
+			return fmt.Errorf("%w: %w", registry.ErrNotFound, err)
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return fmt.Errorf("%w: check the credentials in the Docker config (docker login HOST): %w", registry.ErrUnauthorized, err)
+		}
 	}
 	return err
 }

@@ -3,6 +3,8 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock-dev/airlock/registry"
 	"github.com/airlock-dev/airlock/registry/client"
 	"github.com/airlock-dev/airlock/registry/regtest"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // run executes an interop tool and returns its stdout.
@@ -115,5 +119,53 @@ func TestInteropReferrersFallback(t *testing.T) {
 	}
 	if len(in.Referrers) != 1 || in.Referrers[0].Digest != want || in.Referrers[0].ArtifactType != "application/vnd.example.sbom+json" {
 		t.Fatalf("referrers %+v (%s)", in.Referrers, in.ReferrersError)
+	}
+}
+
+// TestInteropDockerCredentials pushes and pulls through a registry that
+// requires basic authentication, with credentials only in a Docker
+// config.json, as `docker login` writes it.
+func TestInteropDockerCredentials(t *testing.T) {
+	bin := regtest.Tool(t, "docker-registry")
+	dir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	htpasswd := filepath.Join(dir, "htpasswd")
+	must(t, os.WriteFile(htpasswd, []byte("ci:"+string(hash)+"\n"), 0o600))
+	p, err := regtest.RunDistribution(context.Background(), regtest.DistributionConfig{Dir: filepath.Join(dir, "reg"), Binary: bin, Htpasswd: htpasswd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop() })
+	ctx := context.Background()
+	r := ref(t, p.Host+"/acme/support-bot:1.4.0")
+
+	anon := newClient(t, client.Options{})
+	if _, err := anon.PushDir(ctx, load(t, example), r, client.PushOptions{}); !errors.Is(err, registry.ErrUnauthorized) || !strings.Contains(err.Error(), "docker login") {
+		t.Fatalf("push without credentials: %v", err)
+	}
+
+	login := func(password string) *client.Client {
+		cfg := filepath.Join(t.TempDir(), "config.json")
+		auth := base64.StdEncoding.EncodeToString([]byte("ci:" + password))
+		must(t, os.WriteFile(cfg, []byte(`{"auths":{"`+p.Host+`":{"auth":"`+auth+`"}}}`), 0o600))
+		c, err := client.New(client.Options{DockerConfig: cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if _, err := login("wrong").PushDir(ctx, load(t, example), r, client.PushOptions{}); !errors.Is(err, registry.ErrUnauthorized) {
+		t.Fatalf("push with a wrong password: %v", err)
+	}
+	c := login("s3cret")
+	res, err := c.PushDir(ctx, load(t, example), r, client.PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Pull(ctx, res.Ref, t.TempDir(), client.PullOptions{Roles: []registry.Role{registry.RolePrompt}}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -344,8 +344,11 @@ func (c *Client) fetchRange(ctx context.Context, repo *remote.Repository, u stri
 	default:
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 		err := fmt.Errorf("GET %s: %s: %s", resp.Request.URL.Redacted(), resp.Status, strings.TrimSpace(string(b)))
-		if resp.StatusCode == http.StatusNotFound {
+		switch resp.StatusCode {
+		case http.StatusNotFound:
 			err = fmt.Errorf("%w: %w", registry.ErrNotFound, err)
+		case http.StatusUnauthorized, http.StatusForbidden:
+			err = fmt.Errorf("%w: %w", registry.ErrUnauthorized, err)
 		}
 		if resp.StatusCode >= 500 {
 			err = fmt.Errorf("%w: %w", errBroken, err)

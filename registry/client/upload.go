@@ -114,8 +114,11 @@ func do(c remote.Client, req *http.Request, ok ...int) (*http.Response, error) {
 	if len(b) > 0 {
 		msg += ": " + strings.TrimSpace(string(b))
 	}
-	if resp.StatusCode == http.StatusNotFound {
+	switch resp.StatusCode {
+	case http.StatusNotFound:
 		return nil, fmt.Errorf("%w: %s", registry.ErrNotFound, msg)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return nil, fmt.Errorf("%w: check the credentials in the Docker config (docker login HOST): %s", registry.ErrUnauthorized, msg)
 	}
 	return nil, errors.New(msg)
 }

@@ -48,6 +48,9 @@ type DistributionConfig struct {
 	// LogLevel is distribution's log level: error, warn, info or debug.
 	// Empty means warn, which keeps the log to problems and access lines.
 	LogLevel string
+	// Htpasswd is the path of an htpasswd file (bcrypt entries). When set,
+	// the registry requires HTTP basic authentication for everything.
+	Htpasswd string
 }
 
 // Proc is a running docker-registry started by RunDistribution.
@@ -132,7 +135,11 @@ var errAddrInUse = errors.New("address already in use")
 func startDistribution(ctx context.Context, cfg DistributionConfig, addr string) (*Proc, error) {
 	configPath := filepath.Join(cfg.Dir, "config.yml")
 	root := filepath.Join(cfg.Dir, "storage")
-	if err := os.WriteFile(configPath, []byte(distributionConfig(root, addr, cfg.LogLevel)), 0o600); err != nil {
+	conf := distributionConfig(root, addr, cfg.LogLevel)
+	if cfg.Htpasswd != "" {
+		conf += fmt.Sprintf("auth:\n  htpasswd:\n    realm: airlock-test\n    path: %s\n", strconv.Quote(cfg.Htpasswd))
+	}
+	if err := os.WriteFile(configPath, []byte(conf), 0o600); err != nil {
 		return nil, fmt.Errorf("starting docker-registry: writing config: %w", err)
 	}
 	logPath := filepath.Join(cfg.Dir, "registry.log")
@@ -204,7 +211,8 @@ func (p *Proc) waitReady(ctx context.Context) error {
 		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			// 401 is a ready registry that wants credentials.
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
 				return nil
 			}
 			err = fmt.Errorf("GET /v2/: %s", resp.Status)
