@@ -29,9 +29,13 @@ test: tools
 interop: tools
 	AIRLOCK_REQUIRE_INTEROP=1 $(GO) test -count=1 -run 'Interop' -v ./registry/client/
 
+# gofmt, go vet, and golangci-lint (.golangci.yml: errorlint, depguard, …),
+# pinned and installed into .tools/bin on first use.
 lint:
+	@bash $(TOOLS) lint
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+	.tools/bin/golangci-lint run ./...
 
 # Short fuzzing of the release-file parser (CI runs the seed corpus via make test).
 fuzz:

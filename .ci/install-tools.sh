@@ -14,6 +14,12 @@ CRANE_MODULE=github.com/google/go-containerregistry/cmd/crane
 CRANE_VERSION=v0.20.6
 REGCTL_MODULE=github.com/regclient/regclient/cmd/regctl
 REGCTL_VERSION=v0.9.2
+GOLANGCI_MODULE=github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+GOLANGCI_VERSION=v2.5.0
+
+# "install-tools.sh lint" installs only the linter (make lint); with no
+# argument, everything the tests, demo and benchmarks use.
+what=${1:-all}
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools_bin="$repo/.tools/bin"
@@ -23,6 +29,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 # --- Debian packages -------------------------------------------------------
+if [[ $what == all ]]; then
 
 # Each entry is "binary:package"; a package is installed only when its binary
 # is missing, so a machine that has them never touches apt.
@@ -58,6 +65,8 @@ if ((${#missing_pkgs[@]} > 0)); then
 	done
 fi
 
+fi
+
 # --- Go tools ---------------------------------------------------------------
 
 if ! command -v go >/dev/null 2>&1; then
@@ -90,5 +99,16 @@ go_tool() {
 	echo "install-tools: installed $name $version in $tools_bin"
 }
 
-go_tool crane "$CRANE_MODULE" "$CRANE_VERSION"
-go_tool regctl "$REGCTL_MODULE" "$REGCTL_VERSION"
+case $what in
+lint)
+	go_tool golangci-lint "$GOLANGCI_MODULE" "$GOLANGCI_VERSION"
+	;;
+all)
+	go_tool crane "$CRANE_MODULE" "$CRANE_VERSION"
+	go_tool regctl "$REGCTL_MODULE" "$REGCTL_VERSION"
+	;;
+*)
+	echo "install-tools: unknown argument $what (want: lint, or nothing)" >&2
+	exit 64
+	;;
+esac

@@ -50,7 +50,7 @@ func ParseRef(s string) (Ref, error) {
 		return bad("no registry host; write it as HOST/REPOSITORY[:TAG], for example localhost:5000/%s", rest)
 	}
 	host := rest[:slash]
-	if !(strings.ContainsAny(host, ".:[") || host == "localhost") {
+	if !strings.ContainsAny(host, ".:[") && host != "localhost" {
 		return bad("%q is not a registry host; write it as HOST/REPOSITORY[:TAG], for example localhost:5000/%s", host, rest)
 	}
 	if !hostPattern.MatchString(host) {

@@ -47,7 +47,11 @@ func run(ctx context.Context, bin, example string) error {
 	if err != nil {
 		return err
 	}
-	defer reg.Stop()
+	defer func() {
+		if err := reg.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "demo: stopping the registry:", err)
+		}
+	}()
 	fmt.Printf("# A registry is listening on %s (docker-registry, storage in a temp dir).\n\n", reg.Host)
 
 	env := append(os.Environ(), "AIRLOCK_CACHE_DIR="+filepath.Join(work, "cache"))

@@ -290,6 +290,11 @@ func (c *Client) download(ctx context.Context, repo *remote.Repository, ref regi
 		os.Remove(part)
 		return 0, fmt.Errorf("%w: content is %s, expected %s", registry.ErrDigestMismatch, d, l.Digest)
 	}
+	// A write error can surface only at close; it must not be renamed
+	// into place unnoticed.
+	if err := f.Close(); err != nil {
+		return 0, fmt.Errorf("writing %s: %w", part, err)
+	}
 	got.Add(l.Size - resumed)
 	return resumed, nil
 }
@@ -421,7 +426,7 @@ func copyHashed(ctx context.Context, f *os.File, h hash.Hash, src io.Reader, pro
 			total += int64(c.n)
 			progress(int64(c.n))
 		}
-		if c.err == io.EOF {
+		if errors.Is(c.err, io.EOF) {
 			return total, nil
 		}
 		if c.err != nil {

@@ -220,9 +220,9 @@ func (p *Proc) waitReady(ctx context.Context) error {
 		last = err
 		select {
 		case <-p.done:
-			return fmt.Errorf("process exited before answering /v2/: %v", p.waitErr)
+			return fmt.Errorf("process exited before answering /v2/: %w", p.waitErr)
 		case <-ctx.Done():
-			return fmt.Errorf("no 200 from /v2/ within %v: %w (last error: %v)", startTimeout, ctx.Err(), last)
+			return fmt.Errorf("no 200 from /v2/ within %v: %w (last error: %w)", startTimeout, ctx.Err(), last)
 		case <-tick.C:
 		}
 	}
@@ -238,7 +238,7 @@ func (p *Proc) Stop() error {
 			// It exited before Stop. Unless that was the caller cancelling
 			// ctx, it crashed, and the caller should hear about it.
 			if p.ctx.Err() == nil {
-				p.stopErr = fmt.Errorf("docker-registry exited on its own: %v; log in %s", p.waitErr, p.LogPath)
+				p.stopErr = fmt.Errorf("docker-registry exited on its own: %w; log in %s", p.waitErr, p.LogPath)
 			}
 		default:
 		}

@@ -75,14 +75,14 @@ with the release version; --push sends it to a registry (like airlock push).`,
 				return err
 			}
 			if layout != "" {
-				if _, err := client.WriteLayout(cmd.Context(), art, layout, l.Release.Metadata.Version); err != nil {
+				if _, err := client.WriteLayout(cmd.Context(), art, layout, l.Metadata.Version); err != nil {
 					return err
 				}
 			}
 			desc := art.Descriptor()
 			if asJSON {
 				out := packJSON{Digest: desc.Digest.String(), MediaType: desc.MediaType, ArtifactType: desc.ArtifactType,
-					Size: desc.Size, Name: l.Release.Metadata.Name, Version: l.Release.Metadata.Version, Layout: layout}
+					Size: desc.Size, Name: l.Metadata.Name, Version: l.Metadata.Version, Layout: layout}
 				for _, ly := range art.Layers {
 					out.Layers = append(out.Layers, layerJSON{Path: ly.File.Path, Role: string(ly.File.Role), MediaType: ly.MediaType, Digest: ly.Digest.String(), Size: ly.Size})
 				}
@@ -90,7 +90,7 @@ with the release version; --push sends it to a registry (like airlock push).`,
 			}
 			printLayers(g.stderr, art)
 			if layout != "" {
-				fmt.Fprintf(g.stderr, "wrote %s:%s\n", layout, l.Release.Metadata.Version)
+				fmt.Fprintf(g.stderr, "wrote %s:%s\n", layout, l.Metadata.Version)
 			}
 			fmt.Fprintln(g.stdout, desc.Digest)
 			return nil

@@ -64,7 +64,11 @@ func (p *progress) draw() {
 	if p.total > 0 {
 		pct = fmt.Sprintf(" %3.0f%%", 100*float64(done)/float64(p.total))
 	}
-	fmt.Fprintf(p.w, "\r\033[K%s%s  %s / %s%s", p.verb, pct, bytesHuman(done), bytesHuman(p.total), rate)
+	of := ""
+	if p.total > 0 {
+		of = " / " + bytesHuman(p.total)
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s%s  %s%s%s", p.verb, pct, bytesHuman(done), of, rate)
 }
 
 func (p *progress) finish() {

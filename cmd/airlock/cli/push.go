@@ -71,7 +71,7 @@ func isLayout(dir string) bool {
 
 func pushDir(cmd *cobra.Command, g *globals, l *pack.Loaded, ref registry.Ref, created *time.Time, cache *pack.HashCache, hashFirst, asJSON bool) error {
 	if ref.Tag == "" && ref.Digest == "" {
-		ref.Tag = l.Release.Metadata.Version
+		ref.Tag = l.Metadata.Version
 	}
 	c, err := g.client()
 	if err != nil {
