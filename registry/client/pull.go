@@ -266,7 +266,7 @@ func (c *Client) download(ctx context.Context, repo *remote.Repository, ref regi
 	u := url.URL{Scheme: c.scheme(ref), Host: ref.Registry, Path: "/v2/" + ref.Repository + "/blobs/" + l.Digest.String()}
 	offset := have
 	for attempt := 0; ; attempt++ {
-		n, restarted, err := c.fetchRange(ctx, repo, u.String(), offset, f, h, progress)
+		n, restarted, err := c.fetchRange(ctx, repo, u.String(), offset, l.Size, f, h, progress)
 		if restarted {
 			resumed = 0
 		}
@@ -313,13 +313,15 @@ func backoff(attempt int) time.Duration {
 // fetchRange GETs the blob from offset on and appends it to f. It returns
 // the new end offset and whether the server ignored the range (so the file
 // was restarted from zero).
-func (c *Client) fetchRange(ctx context.Context, repo *remote.Repository, u string, offset int64, f *os.File, h hash.Hash, progress func(int64)) (int64, bool, error) {
+func (c *Client) fetchRange(ctx context.Context, repo *remote.Repository, u string, offset, size int64, f *os.File, h hash.Hash, progress func(int64)) (int64, bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return offset, false, err
 	}
 	if offset > 0 {
-		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
+		// A closed range: some registries (go-containerregistry's)
+		// answer an open one, bytes=N-, with 416.
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-"+strconv.FormatInt(size-1, 10))
 	}
 	resp, err := repo.Client.Do(req)
 	if err != nil {
@@ -376,22 +378,35 @@ func (c *Client) fetchRange(ctx context.Context, repo *remote.Repository, u stri
 
 var errWrite = errors.New("writing")
 
-// copyHashed copies src to both f and h. Reading the network and hashing
-// overlap: a reader goroutine fills buffers while this one hashes and
-// writes the previous one.
+// copyHashed copies src to both f and h in a three-stage pipeline: a
+// reader goroutine fills buffers from the network, this goroutine writes
+// them to the file, and a hasher goroutine hashes what has been written.
+// The three overlap, so a pull costs about the slowest of them, not their
+// sum. The hasher only sees bytes already in the file, so on any error h
+// covers exactly the bytes written and a resume can continue from there.
 func copyHashed(ctx context.Context, f *os.File, h hash.Hash, src io.Reader, progress func(int64)) (int64, error) {
-	const nbuf = 4
+	const (
+		nbuf = 8
+		// writeSlice: on Linux, buffered writes of 32–128 KiB into the
+		// page cache run several times faster than 1 MiB writes
+		// (measured: 2 GiB in 0.9 s against 3.4 s; docs/benchmarks.md).
+		writeSlice = 128 << 10
+	)
 	type chunk struct {
 		b   *[]byte
 		n   int
 		err error
 	}
-	full := make(chan chunk, nbuf)
 	free := make(chan *[]byte, nbuf)
 	for range nbuf {
 		free <- pack.Buffer()
 	}
+	full := make(chan chunk, nbuf)
+	written := make(chan chunk, nbuf)
 	stop := make(chan struct{})
+	// On an early return the reader may still be blocked on the network;
+	// it exits when the caller closes the response body.
+	defer close(stop)
 	go func() {
 		defer close(full)
 		for {
@@ -412,32 +427,45 @@ func copyHashed(ctx context.Context, f *os.File, h hash.Hash, src io.Reader, pro
 			}
 		}
 	}()
-	// On an early return the reader may still be blocked on the network;
-	// it exits when the caller closes the response body.
-	defer close(stop)
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		for c := range written {
+			h.Write((*c.b)[:c.n])
+			free <- c.b // never blocks: at most nbuf buffers exist
+		}
+	}()
 	var total int64
+	finish := func(err error) (int64, error) {
+		close(written)
+		<-hashed // the hasher never waits on the network, only on us
+		return total, err
+	}
 	for c := range full {
-		if c.n > 0 {
-			buf := (*c.b)[:c.n]
-			h.Write(buf)
-			if _, err := f.Write(buf); err != nil {
-				return total, fmt.Errorf("%w: %w", errWrite, err)
+		buf := (*c.b)[:c.n]
+		for len(buf) > 0 {
+			m := min(len(buf), writeSlice)
+			if _, err := f.Write(buf[:m]); err != nil {
+				return finish(fmt.Errorf("%w: %w", errWrite, err))
 			}
-			total += int64(c.n)
+			buf = buf[m:]
+		}
+		total += int64(c.n)
+		if c.n > 0 {
 			progress(int64(c.n))
 		}
-		if errors.Is(c.err, io.EOF) {
-			return total, nil
-		}
-		if c.err != nil {
-			return total, c.err
+		written <- c
+		switch {
+		case errors.Is(c.err, io.EOF):
+			return finish(nil)
+		case c.err != nil:
+			return finish(c.err)
 		}
 		if err := ctx.Err(); err != nil {
-			return total, err
+			return finish(err)
 		}
-		free <- c.b // never blocks: at most nbuf buffers exist
 	}
-	return total, nil
+	return finish(nil)
 }
 
 // writeReleaseFile writes the release file carried by the manifest.

@@ -115,7 +115,7 @@ func TestPullResumesAfterABrokenConnection(t *testing.T) {
 	if err != nil || !bytes.Equal(got, weights) {
 		t.Fatalf("weights differ after resume (%v)", err)
 	}
-	want := []string{"", "bytes=3145728-", "bytes=6291456-"}
+	want := []string{"", "bytes=3145728-8388607", "bytes=6291456-8388607"}
 	if s := net.seen(); strings.Join(s, "|") != strings.Join(want, "|") {
 		t.Fatalf("Range headers %q, want %q", s, want)
 	}

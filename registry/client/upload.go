@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/airlock-dev/airlock/registry"
 	"github.com/airlock-dev/airlock/registry/pack"
@@ -46,10 +47,12 @@ func (c *Client) streamBlob(ctx context.Context, repo *remote.Repository, ref re
 	}
 	defer f.Close()
 	h := sha256.New()
-	body := &hashingReader{r: f, h: h, ctx: ctx}
+	var report func(int64)
 	if progress != nil {
-		body.progress = func(n int64) { progress(e.Path, n) }
+		report = func(n int64) { progress(e.Path, n) }
 	}
+	body := newHashingPipe(f, h, report)
+	defer body.cancel()
 	req, err = http.NewRequestWithContext(ctx, http.MethodPatch, loc.String(), body)
 	if err != nil {
 		return "", err
@@ -61,8 +64,10 @@ func (c *Client) streamBlob(ctx context.Context, repo *remote.Repository, ref re
 	if err != nil {
 		return "", fmt.Errorf("sending data: %w", err)
 	}
-	if body.n != e.Size {
-		return "", fmt.Errorf("file changed while uploading: read %d bytes, listed as %d", body.n, e.Size)
+	if n, err := body.Wait(); err != nil {
+		return "", fmt.Errorf("reading %s: %w", e.Path, err)
+	} else if n != e.Size {
+		return "", fmt.Errorf("file changed while uploading: read %d bytes, listed as %d", n, e.Size)
 	}
 	d := pack.NewDigest(h)
 	if loc, err = location(loc, resp); err != nil {
@@ -123,26 +128,106 @@ func do(c remote.Client, req *http.Request, ok ...int) (*http.Response, error) {
 	return nil, errors.New(msg)
 }
 
-// hashingReader hashes what it reads and stops when ctx ends.
-type hashingReader struct {
-	r        io.Reader
-	h        hash.Hash
-	n        int64
-	ctx      context.Context //nolint:containedctx // lives for one request
-	progress func(int64)
+// hashingPipe is an upload body that reads and hashes the file in its own
+// goroutine, a buffer ahead of the HTTP transport, so reading, hashing and
+// sending overlap instead of running one after the other in net/http's
+// write loop. Every byte is read from disk once.
+type hashingPipe struct {
+	full    chan pipeChunk
+	free    chan *[]byte
+	stop    chan struct{}
+	done    chan struct{} // closed when the producer has exited
+	cur     pipeChunk
+	off     int
+	n       int64 // bytes produced; valid after done
+	readErr error // valid after done
+	once    sync.Once
 }
 
-func (r *hashingReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
+type pipeChunk struct {
+	b *[]byte
+	n int
+}
+
+func newHashingPipe(src io.Reader, h hash.Hash, progress func(int64)) *hashingPipe {
+	const nbuf = 4
+	p := &hashingPipe{
+		full: make(chan pipeChunk, nbuf),
+		free: make(chan *[]byte, nbuf),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
 	}
-	n, err := r.r.Read(p)
-	if n > 0 {
-		r.h.Write(p[:n])
-		r.n += int64(n)
-		if r.progress != nil {
-			r.progress(int64(n))
+	for range nbuf {
+		p.free <- pack.Buffer()
+	}
+	go func() {
+		defer close(p.done)
+		defer close(p.full)
+		for {
+			var b *[]byte
+			select {
+			case b = <-p.free:
+			case <-p.stop:
+				return
+			}
+			n, err := fill(src, *b)
+			if n > 0 {
+				h.Write((*b)[:n])
+				p.n += int64(n)
+				select {
+				case p.full <- pipeChunk{b, n}:
+				case <-p.stop:
+					return
+				}
+				if progress != nil {
+					progress(int64(n))
+				}
+			}
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				p.readErr = err
+				return
+			}
 		}
+	}()
+	return p
+}
+
+// Read hands out the hashed buffers in order.
+func (p *hashingPipe) Read(out []byte) (int, error) {
+	for p.cur.b == nil || p.off == p.cur.n {
+		if p.cur.b != nil {
+			p.free <- p.cur.b // never blocks: at most nbuf buffers exist
+			p.cur = pipeChunk{}
+		}
+		c, ok := <-p.full
+		if !ok {
+			<-p.done
+			if p.readErr != nil {
+				return 0, p.readErr
+			}
+			return 0, io.EOF
+		}
+		p.cur, p.off = c, 0
 	}
-	return n, err
+	n := copy(out, (*p.cur.b)[p.off:p.cur.n])
+	p.off += n
+	return n, nil
+}
+
+// Close stops the producer; net/http calls it when the request ends.
+func (p *hashingPipe) Close() error {
+	p.cancel()
+	return nil
+}
+
+func (p *hashingPipe) cancel() { p.once.Do(func() { close(p.stop) }) }
+
+// Wait returns how many bytes were read and hashed, once the producer is
+// done, and the read error if there was one.
+func (p *hashingPipe) Wait() (int64, error) {
+	<-p.done
+	return p.n, p.readErr
 }
