@@ -436,6 +436,7 @@ func copyHashed(ctx context.Context, f *os.File, h hash.Hash, src io.Reader, pro
 		}
 	}()
 	var total int64
+	wb := newWriteback(f)
 	finish := func(err error) (int64, error) {
 		close(written)
 		<-hashed // the hasher never waits on the network, only on us
@@ -453,6 +454,7 @@ func copyHashed(ctx context.Context, f *os.File, h hash.Hash, src io.Reader, pro
 		total += int64(c.n)
 		if c.n > 0 {
 			progress(int64(c.n))
+			wb.wrote(int64(c.n))
 		}
 		written <- c
 		switch {
