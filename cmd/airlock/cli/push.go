@@ -111,8 +111,16 @@ func printPush(g *globals, res *client.PushResult, took time.Duration, asJSON bo
 			"uploaded": res.Uploaded, "skipped": res.Skipped, "bytes": res.Bytes, "seconds": took.Seconds(),
 		})
 	}
-	fmt.Fprintf(g.stderr, "pushed %d blobs (%s), skipped %d the registry had, in %s\n",
-		res.Uploaded, bytesHuman(res.Bytes), res.Skipped, took.Round(time.Millisecond))
+	fmt.Fprintf(g.stderr, "pushed %s (%s), skipped %d the registry had, in %s\n",
+		plural(res.Uploaded, "blob"), bytesHuman(res.Bytes), res.Skipped, took.Round(time.Millisecond))
 	fmt.Fprintln(g.stdout, res.Ref)
 	return nil
+}
+
+// plural writes "1 blob", "2 blobs".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
