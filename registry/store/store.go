@@ -91,7 +91,7 @@ type Manifest struct {
 // Event is one entry of the audit log.
 type Event struct {
 	Time       time.Time     `json:"time"`
-	Actor      string        `json:"actor"` // authenticated user, or "anonymous"
+	Actor      string        `json:"actor"`  // authenticated user, or "anonymous"
 	Action     string        `json:"action"` // push-manifest, delete-manifest, tag, untag, delete-blob, mount-blob, gc
 	Repository string        `json:"repository"`
 	Digest     digest.Digest `json:"digest,omitempty"`

@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/airlock-dev/airlock/registry/auth"
+	"gopkg.in/yaml.v3"
+)
+
+// registryConfig is the file behind `airlock registry serve --config`.
+// Flags override its fields; the zero value serves on 127.0.0.1:5000 from
+// ./airlock-registry with anonymous pull and push (a local, single-user
+// registry, like docker-registry's default).
+type registryConfig struct {
+	Addr string `yaml:"addr"`
+	Root string `yaml:"root"`
+	TLS  struct {
+		Cert string `yaml:"cert"`
+		Key  string `yaml:"key"`
+	} `yaml:"tls"`
+	Auth *struct {
+		Htpasswd      string      `yaml:"htpasswd"`
+		AnonymousPull bool        `yaml:"anonymousPull"`
+		TokenKeyFile  string      `yaml:"tokenKeyFile"`
+		Rules         []auth.Rule `yaml:"rules"`
+	} `yaml:"auth"`
+	ProtectedTags []struct {
+		Repos string `yaml:"repos"`
+		Tags  string `yaml:"tags"`
+	} `yaml:"protectedTags"`
+	// MutableReleaseTags lets a tag of a ModelPack release move to another
+	// digest; by default such tags are immutable.
+	MutableReleaseTags bool `yaml:"mutableReleaseTags"`
+	Log                struct {
+		Format string `yaml:"format"` // text (default) or json
+		Level  string `yaml:"level"`  // debug, info (default), warn, error
+	} `yaml:"log"`
+}
+
+// loadRegistryConfig reads a config file strictly: unknown keys are errors.
+func loadRegistryConfig(path string) (*registryConfig, error) {
+	cfg := &registryConfig{}
+	if path == "" {
+		return cfg, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading registry config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	// An empty file is an empty config.
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
