@@ -206,6 +206,11 @@ func TestClassify(t *testing.T) {
 		{"GET", "/v2/x/tags/list", "x:pull"},
 		{"GET", "/v2/_catalog", ":pull"},
 		{"GET", "/v2/nothing-here", ":pull"},
+		// Read from the right, as the server does: the repository is
+		// a/blobs/uploads/b and a tag is being set.
+		{"PUT", "/v2/a/blobs/uploads/b/manifests/t", "a/blobs/uploads/b:push a/blobs/uploads/b:tag"},
+		{"GET", "/v2/a%2fb/manifests/t", ":pull"},
+		{"GET", "/v2/../x/manifests/t", ":pull"},
 	}
 	for _, tc := range cases {
 		r := httptest.NewRequest(tc.method, tc.path, nil)

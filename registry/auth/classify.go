@@ -3,6 +3,8 @@ package auth
 import (
 	"net/http"
 	"strings"
+
+	"github.com/airlock-dev/airlock/registry/server"
 )
 
 // Need is one permission a request requires.
@@ -11,23 +13,20 @@ type Need struct {
 	Action Action
 }
 
-// Classify says which permissions an OCI distribution API request needs,
-// from its method and path (distribution-spec v1.1 endpoints). A request
-// outside the API (the /v2/ version check) needs none; a path it cannot
-// place needs pull on "" so that only a rule for every repository allows
-// it, and the server then answers 404.
+// Classify says which permissions an OCI distribution API request needs.
+// It places the request with the server's own path parser, so the
+// repository checked is the repository the server acts on. The /v2/
+// version check needs none; a path the server will refuse anyway needs
+// pull on "", which only a rule for every repository grants.
 func Classify(r *http.Request) []Need {
-	p := strings.TrimPrefix(r.URL.Path, "/v2/")
-	if p == r.URL.Path || p == "" {
+	t, err := server.ParseTarget(r)
+	if t.Route == "base" && err == nil {
 		return nil
 	}
-	if p == "_catalog" {
+	if err != nil || t.Repo == "" {
 		return []Need{{Repo: "", Action: Pull}}
 	}
-	repo, kind, ref := split(p)
-	if repo == "" {
-		return []Need{{Repo: "", Action: Pull}}
-	}
+	repo := t.Repo
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		return []Need{{repo, Pull}}
@@ -41,21 +40,10 @@ func Classify(r *http.Request) []Need {
 		return needs
 	case http.MethodPut:
 		needs := []Need{{repo, Push}}
-		if kind == "manifests" && !strings.Contains(ref, ":") {
+		if t.Route == "manifest" && !strings.Contains(t.Ref, ":") {
 			needs = append(needs, Need{repo, Tag}) // a tag, not a digest
 		}
 		return needs
 	}
 	return []Need{{repo, Push}}
-}
-
-// split finds the repository name before the last API keyword.
-func split(p string) (repo, kind, ref string) {
-	for _, k := range []string{"/blobs/uploads/", "/blobs/uploads", "/blobs/", "/manifests/", "/tags/list", "/referrers/"} {
-		if i := strings.LastIndex(p, k); i > 0 {
-			kind = strings.Trim(strings.SplitN(k[1:], "/", 2)[0], "/")
-			return p[:i], kind, p[i+len(k):]
-		}
-	}
-	return "", "", ""
 }

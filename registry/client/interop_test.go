@@ -15,6 +15,7 @@ import (
 	"github.com/airlock-dev/airlock/registry"
 	"github.com/airlock-dev/airlock/registry/client"
 	"github.com/airlock-dev/airlock/registry/regtest"
+	"github.com/airlock-dev/airlock/registry/server"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -36,10 +37,17 @@ func run(t *testing.T, env []string, name string, args ...string) []byte {
 }
 
 // TestInteropReadBack pushes releases with airlock to Debian's
-// docker-registry and reads them back with crane, regctl and skopeo: the
-// bytes they get must be the bytes airlock pushed.
+// docker-registry and to Airlock's own registry, and reads them back with
+// crane, regctl and skopeo: the bytes they get must be the bytes airlock
+// pushed.
 func TestInteropReadBack(t *testing.T) {
-	srv := regtest.Distribution(t)
+	t.Run("docker-registry", func(t *testing.T) { interopReadBack(t, regtest.Distribution(t)) })
+	t.Run("airlock", func(t *testing.T) {
+		interopReadBack(t, regtest.Airlock(t, server.Config{ImmutableReleaseTags: true}))
+	})
+}
+
+func interopReadBack(t *testing.T, srv *regtest.Server) {
 	crane := regtest.Tool(t, "crane")
 	regctl := regtest.Tool(t, "regctl")
 	skopeo := regtest.Tool(t, "skopeo")
@@ -100,11 +108,15 @@ func TestInteropReadBack(t *testing.T) {
 	}
 }
 
-// TestInteropReferrersFallback checks inspect against a registry without
-// the referrers API: referrers are found through the tag schema, with
-// their artifactType.
-func TestInteropReferrersFallback(t *testing.T) {
-	srv := regtest.Distribution(t)
+// TestInteropReferrers checks inspect against a registry without the
+// referrers API (referrers are found through the tag schema) and against
+// Airlock's, which has it: either way with their artifactType.
+func TestInteropReferrers(t *testing.T) {
+	t.Run("docker-registry", func(t *testing.T) { interopReferrers(t, regtest.Distribution(t)) })
+	t.Run("airlock", func(t *testing.T) { interopReferrers(t, regtest.Airlock(t, server.Config{})) })
+}
+
+func interopReferrers(t *testing.T, srv *regtest.Server) {
 	c := newClient(t, client.Options{})
 	ctx := context.Background()
 	r := ref(t, srv.Host+"/acme/support-bot:1.4.0")

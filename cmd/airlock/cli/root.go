@@ -95,6 +95,7 @@ Exit codes: 0 success, 1 policy deny, 2 error or bad input, 64 usage.`,
 		newPushCmd(g),
 		newPullCmd(g),
 		newInspectCmd(g),
+		newRegistryCmd(g),
 		newVersionCmd(g),
 	)
 	err := root.ExecuteContext(ctx)

@@ -1,0 +1,303 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/airlock-dev/airlock/registry/auth"
+	"github.com/airlock-dev/airlock/registry/server"
+	"github.com/airlock-dev/airlock/registry/store"
+	"github.com/airlock-dev/airlock/registry/store/boltstore"
+	"github.com/airlock-dev/airlock/registry/store/fsstore"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+)
+
+func newRegistryCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "registry",
+		Short: "Run and maintain Airlock's embedded OCI registry",
+	}
+	cmd.AddCommand(newRegistryServeCmd(g), newRegistryGCCmd(g), newRegistryFsckCmd(g))
+	return cmd
+}
+
+// registryFlags are shared by serve, gc and fsck.
+type registryFlags struct {
+	config string
+	root   string
+}
+
+func (f *registryFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.config, "config", "", "registry config file (YAML; see docs/registry.md)")
+	cmd.Flags().StringVar(&f.root, "root", "", "storage directory (default ./airlock-registry, or root: in the config)")
+}
+
+// load reads the config and applies the flags over it.
+func (f *registryFlags) load() (*registryConfig, error) {
+	cfg, err := loadRegistryConfig(f.config)
+	if err != nil {
+		return nil, err
+	}
+	if f.root != "" {
+		cfg.Root = f.root
+	}
+	if cfg.Root == "" {
+		cfg.Root = "airlock-registry"
+	}
+	return cfg, nil
+}
+
+// openStores opens the blob and metadata stores under root.
+func openStores(root string) (store.Blobs, store.Meta, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, nil, err
+	}
+	blobs, err := fsstore.New(filepath.Join(root, "blobs"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening blob store: %w", err)
+	}
+	meta, err := boltstore.New(filepath.Join(root, "meta.db"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening metadata store: %w", err)
+	}
+	return blobs, meta, nil
+}
+
+func newRegistryServeCmd(g *globals) *cobra.Command {
+	var rf registryFlags
+	var addr string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the embedded OCI registry (distribution-spec v1.1)",
+		Long: `Serve runs Airlock's OCI registry: the distribution-spec v1.1 API with the
+referrers API, filesystem blob storage and an embedded bbolt metadata store
+under --root, optional authentication (htpasswd users, bearer tokens, rules
+per repository and action), protected tags, Prometheus metrics on /metrics
+and an audit log of pushes, deletes and tag moves.
+
+Without a config file it serves 127.0.0.1:5000 from ./airlock-registry with
+no authentication: a local registry for one user. Stop it with Ctrl-C or
+SIGTERM; uploads in flight are given 30 seconds to finish.`,
+		Example: `  airlock registry serve
+  airlock registry serve --addr 127.0.0.1:5001 --root /var/lib/airlock
+  airlock registry serve --config registry.yaml`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := rf.load()
+			if err != nil {
+				return err
+			}
+			if addr != "" {
+				cfg.Addr = addr
+			}
+			if cfg.Addr == "" {
+				cfg.Addr = "127.0.0.1:5000"
+			}
+			return serveRegistry(cmd.Context(), g, cfg)
+		},
+	}
+	rf.register(cmd)
+	cmd.Flags().StringVar(&addr, "addr", "", "listen address (default 127.0.0.1:5000)")
+	return cmd
+}
+
+func serveRegistry(ctx context.Context, g *globals, cfg *registryConfig) error {
+	log, err := newLogger(g, cfg.Log.Format, cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	blobs, meta, err := openStores(cfg.Root)
+	if err != nil {
+		return err
+	}
+	defer closeMeta(meta)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	scfg := server.Config{Blobs: blobs, Meta: meta, ImmutableReleaseTags: !cfg.MutableReleaseTags}
+	for _, p := range cfg.ProtectedTags {
+		scfg.ProtectedTags = append(scfg.ProtectedTags, server.TagRule{Repo: p.Repos, Tag: p.Tags})
+	}
+	opts := []server.Option{server.WithLogger(log), server.WithRegisterer(reg)}
+	var handler http.Handler
+	if cfg.Auth != nil {
+		acfg := auth.Config{AnonymousPull: cfg.Auth.AnonymousPull, Rules: cfg.Auth.Rules}
+		if cfg.Auth.Htpasswd != "" {
+			f, err := os.Open(cfg.Auth.Htpasswd)
+			if err != nil {
+				return fmt.Errorf("reading htpasswd: %w", err)
+			}
+			acfg.Users, err = auth.LoadHtpasswd(f)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", cfg.Auth.Htpasswd, err)
+			}
+		}
+		if cfg.Auth.TokenKeyFile != "" {
+			if acfg.TokenKey, err = os.ReadFile(cfg.Auth.TokenKeyFile); err != nil {
+				return fmt.Errorf("reading token key: %w", err)
+			}
+		}
+		az, err := auth.New(acfg)
+		if err != nil {
+			return fmt.Errorf("auth config: %w", err)
+		}
+		opts = append(opts, server.WithActor(func(r *http.Request) string { return auth.User(r.Context()) }))
+		handler = az.Wrap(server.New(scfg, opts...))
+	} else {
+		handler = server.New(scfg, opts...)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("/", handler)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	scheme := "http"
+	go func() {
+		if cfg.TLS.Cert != "" {
+			errc <- srv.ServeTLS(ln, cfg.TLS.Cert, cfg.TLS.Key)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	if cfg.TLS.Cert != "" {
+		scheme = "https"
+	}
+	log.Info("registry listening", "url", scheme+"://"+ln.Addr().String(), "root", cfg.Root, "auth", cfg.Auth != nil)
+	fmt.Fprintf(g.stderr, "airlock registry serving %s://%s from %s\n", scheme, ln.Addr(), cfg.Root)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining requests")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("draining: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// newLogger builds the structured logger of long-running commands.
+func newLogger(g *globals, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if level != "" {
+		if err := lv.UnmarshalText([]byte(level)); err != nil {
+			return nil, fmt.Errorf("log level %q: %w", level, err)
+		}
+	}
+	o := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(g.stderr, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(g.stderr, o)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", format)
+}
+
+func newRegistryGCCmd(g *globals) *cobra.Command {
+	var rf registryFlags
+	var apply bool
+	var grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Delete blobs no manifest references (dry run unless --apply)",
+		Long: `GC finds blobs that no manifest in any repository references and that are
+older than --grace, and deletes them with --apply (by default it only
+reports). The grace period protects blobs of pushes still in progress,
+whose manifest has not arrived yet, so gc is safe while the registry
+serves. Stale upload sessions older than --grace are removed too.`,
+		Example: `  airlock registry gc --root /var/lib/airlock
+  airlock registry gc --root /var/lib/airlock --apply`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := rf.load()
+			if err != nil {
+				return err
+			}
+			blobs, meta, err := openStores(cfg.Root)
+			if err != nil {
+				return err
+			}
+			defer closeMeta(meta)
+			rep, err := store.GC(cmd.Context(), blobs, meta, store.GCOptions{DryRun: !apply, GracePeriod: grace})
+			if err != nil {
+				return err
+			}
+			return writeJSON(g.stdout, rep)
+		},
+	}
+	rf.register(cmd)
+	cmd.Flags().BoolVar(&apply, "apply", false, "delete what would be deleted (default: report only)")
+	cmd.Flags().DurationVar(&grace, "grace", time.Hour, "keep unreferenced blobs younger than this (0 means the default, 1h)")
+	return cmd
+}
+
+func newRegistryFsckCmd(g *globals) *cobra.Command {
+	var rf registryFlags
+	var verify bool
+	cmd := &cobra.Command{
+		Use:   "fsck",
+		Short: "Check the registry's storage for consistency",
+		Long: `Fsck checks that every blob a manifest references exists, that every
+repository link points at an existing blob and, with --verify-content, that
+every blob's bytes hash to its name. It exits 2 if it finds a problem.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := rf.load()
+			if err != nil {
+				return err
+			}
+			blobs, meta, err := openStores(cfg.Root)
+			if err != nil {
+				return err
+			}
+			defer closeMeta(meta)
+			rep, err := store.Fsck(cmd.Context(), blobs, meta, store.FsckOptions{VerifyContent: verify})
+			if err != nil {
+				return err
+			}
+			if err := writeJSON(g.stdout, rep); err != nil {
+				return err
+			}
+			if !rep.OK() {
+				return fmt.Errorf("fsck found %d problems", len(rep.Problems))
+			}
+			return nil
+		},
+	}
+	rf.register(cmd)
+	cmd.Flags().BoolVar(&verify, "verify-content", false, "re-hash every blob")
+	return cmd
+}
+
+// closeMeta closes the metadata store; a failure there is only worth a
+// warning, the data was committed transaction by transaction.
+func closeMeta(m store.Meta) {
+	if err := m.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "airlock: closing metadata store:", err)
+	}
+}
