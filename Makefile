@@ -1,5 +1,5 @@
 # Airlock's make targets. The two a newcomer needs:
-#   make demo   packs the example release, pushes it to a registry it starts, pulls a part back
+#   make demo   packs the example release, pushes it to the embedded registry it starts, pulls a part back
 #   make test   runs every test (installing the registry and client tools they use)
 
 GO      ?= go
@@ -49,7 +49,7 @@ bench: tools
 bench-smoke: tools
 	$(GO) run ./bench/transfer -size 64MiB -runs 1 -out bench/results/transfer-smoke.md
 
-demo: tools build
+demo: build
 	$(GO) run ./examples/demo -airlock $(BIN) -example examples/support-bot
 
 clean:

@@ -1,23 +1,22 @@
-// Command demo is what `make demo` runs: it starts a registry on loopback,
-// packs the example release, pushes it, inspects it, pulls one part back,
-// and prints every command with its output, so a newcomer sees Airlock
-// work end to end on embedded defaults.
-//
-// The registry is Debian's docker-registry (distribution v2.8.2) until
-// Airlock's embedded registry lands; .ci/install-tools.sh installs it.
+// Command demo is what `make demo` runs: it starts Airlock's embedded
+// registry on loopback, packs the example release, pushes it, inspects it,
+// pulls one part back, and prints every command with its output, so a
+// newcomer sees Airlock work end to end on embedded defaults.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
-
-	"github.com/airlock-dev/airlock/registry/regtest"
+	"syscall"
+	"time"
 )
 
 func main() {
@@ -39,20 +38,12 @@ func run(ctx context.Context, bin, example string) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	regBin, err := regtest.FindTool("docker-registry")
-	if err != nil {
-		return fmt.Errorf("%w (run .ci/install-tools.sh, or make demo, which does)", err)
-	}
-	reg, err := regtest.RunDistribution(ctx, regtest.DistributionConfig{Dir: filepath.Join(work, "registry"), Binary: regBin})
+	host, stopRegistry, err := startRegistry(ctx, bin, filepath.Join(work, "registry"))
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := reg.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "demo: stopping the registry:", err)
-		}
-	}()
-	fmt.Printf("# A registry is listening on %s (docker-registry, storage in a temp dir).\n\n", reg.Host)
+	defer stopRegistry()
+	fmt.Printf("# airlock registry serve is listening on %s (storage in a temp dir).\n\n", host)
 
 	env := append(os.Environ(), "AIRLOCK_CACHE_DIR="+filepath.Join(work, "cache"))
 	step := func(comment string, args ...string) (string, error) {
@@ -70,7 +61,7 @@ func run(ctx context.Context, bin, example string) error {
 		}
 		return strings.TrimSpace(out.String()), nil
 	}
-	repo := reg.Host + "/demo/support-bot"
+	repo := host + "/demo/support-bot"
 	digest, err := step("Pack the example release: one raw layer per file, digest printed last.", "pack", example)
 	if err != nil {
 		return err
@@ -99,4 +90,40 @@ func run(ctx context.Context, bin, example string) error {
 	fmt.Printf("# The pulled system prompt starts with: %q\n\n", strings.SplitN(string(data), "\n", 2)[0])
 	fmt.Printf("Done: packed %s, pushed it to %s, pulled one part back.\n", digest, pushed)
 	return nil
+}
+
+// startRegistry runs `airlock registry serve` on a free loopback port and
+// waits until it answers.
+func startRegistry(ctx context.Context, bin, root string) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	host := ln.Addr().String()
+	ln.Close()
+	cmd := exec.CommandContext(ctx, bin, "registry", "serve", "--addr", host, "--root", root)
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + host + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return host, stop, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, fmt.Errorf("airlock registry serve did not answer on %s:\n%s", host, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
