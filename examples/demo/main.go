@@ -100,7 +100,9 @@ func startRegistry(ctx context.Context, bin, root string) (string, func(), error
 		return "", nil, err
 	}
 	host := ln.Addr().String()
-	ln.Close()
+	if err := ln.Close(); err != nil {
+		return "", nil, err
+	}
 	cmd := exec.CommandContext(ctx, bin, "registry", "serve", "--addr", host, "--root", root)
 	var logs strings.Builder
 	cmd.Stdout, cmd.Stderr = &logs, &logs
