@@ -130,6 +130,13 @@ func bench(ctx context.Context, cfg config) (err error) {
 			},
 		},
 		{
+			name:  "airlock",
+			about: "Airlock's own registry, `airlock registry serve` (the binary under test) with filesystem blobs and bbolt metadata in the temp dir, as a separate process, fresh for each run",
+			start: func(ctx context.Context, b *runner, dir string) (server, error) {
+				return startAirlock(ctx, b.airlock, dir)
+			},
+		},
+		{
 			name:  "ggcr",
 			about: "go-containerregistry's pkg/registry, in memory, served over loopback HTTP by a separate process (this program with -serve-ggcr), fresh for each run",
 			start: func(ctx context.Context, b *runner, dir string) (server, error) {

@@ -238,3 +238,46 @@ func waitV2(ctx context.Context, base string) error {
 		}
 	}
 }
+
+// startAirlock runs `airlock registry serve` (the binary under test) on a
+// free loopback port with storage under dir, as its own process so that it
+// has a core of its own, and waits until it answers GET /v2/.
+func startAirlock(ctx context.Context, bin, dir string) (*ggcrServer, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	host := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, "airlock-registry.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	pctx, cancel := context.WithCancel(ctx)
+	cmd := exec.CommandContext(pctx, bin, "registry", "serve", "--addr", host, "--root", filepath.Join(dir, "root"))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
+	setParentDeathSignal(cmd)
+	if err := cmd.Start(); err != nil {
+		cancel()
+		return nil, err
+	}
+	s := &ggcrServer{host: host, logPath: logPath, ctx: pctx, cancel: cancel, done: make(chan struct{}), pid: cmd.Process.Pid}
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(s.done)
+	}()
+	if err := waitV2(ctx, "http://"+host); err != nil {
+		_ = s.Stop()
+		return nil, fmt.Errorf("starting airlock registry serve: %w\n%s", err, s.Logs())
+	}
+	return s, nil
+}
