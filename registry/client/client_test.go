@@ -18,6 +18,7 @@ import (
 	"github.com/airlock-dev/airlock/registry/client"
 	"github.com/airlock-dev/airlock/registry/pack"
 	"github.com/airlock-dev/airlock/registry/regtest"
+	"github.com/airlock-dev/airlock/registry/server"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -92,7 +93,7 @@ func packDigest(t *testing.T, dir string) digest.Digest {
 // TestRoundTrip pushes the example, pulls it back, and packs the pulled
 // directory: the digest must be the one pushed.
 func TestRoundTrip(t *testing.T) {
-	srv := regtest.InProcess(t)
+	srv := regtest.Airlock(t, server.Config{})
 	c := newClient(t, client.Options{})
 	ctx := context.Background()
 	r := ref(t, srv.Host+"/acme/support-bot:1.4.0")
@@ -143,7 +144,7 @@ func TestRoundTrip(t *testing.T) {
 // hashed first and skipped; large ones are streamed while hashed, and
 // skipped on the next push once their digest is cached (or with HashFirst).
 func TestPushSkipsWhatTheRegistryHas(t *testing.T) {
-	srv := regtest.InProcess(t)
+	srv := regtest.Airlock(t, server.Config{})
 	c := newClient(t, client.Options{})
 	ctx := context.Background()
 	dir, weights := bigRelease(t, 20<<20) // above the streaming threshold
@@ -209,7 +210,7 @@ func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 }
 
 func TestPartialPullDownloadsOnlySelectedLayers(t *testing.T) {
-	srv := regtest.InProcess(t)
+	srv := regtest.Airlock(t, server.Config{})
 	ctx := context.Background()
 	r := ref(t, srv.Host+"/acme/support-bot:1.4.0")
 	_, err := newClient(t, client.Options{}).PushDir(ctx, load(t, example), r, client.PushOptions{})
@@ -270,7 +271,7 @@ func uniqueTop(paths []string) map[string]bool {
 }
 
 func TestInspectListsReferrers(t *testing.T) {
-	srv := regtest.InProcess(t)
+	srv := regtest.Airlock(t, server.Config{})
 	c := newClient(t, client.Options{})
 	ctx := context.Background()
 	r := ref(t, srv.Host+"/acme/support-bot:1.4.0")
@@ -287,10 +288,7 @@ func TestInspectListsReferrers(t *testing.T) {
 	if in.File == nil || in.File.Metadata.Name != "support-bot" || in.Config == nil || in.Config.Config.Format != "gguf" {
 		t.Fatalf("release file %+v config %+v", in.File, in.Config)
 	}
-	// go-containerregistry's test registry reports the config media type
-	// as artifactType, so only the digest is checked here; the interop
-	// test checks artifactType against docker-registry.
-	if len(in.Referrers) != 1 || in.Referrers[0].Digest != want {
+	if len(in.Referrers) != 1 || in.Referrers[0].Digest != want || in.Referrers[0].ArtifactType != "application/vnd.example.sbom+json" {
 		t.Fatalf("referrers %+v (%s), want %s", in.Referrers, in.ReferrersError, want)
 	}
 }
@@ -327,7 +325,7 @@ func pushReferrer(t *testing.T, c *client.Client, r registry.Ref, subject ocispe
 }
 
 func TestLayoutRoundTrip(t *testing.T) {
-	srv := regtest.InProcess(t)
+	srv := regtest.Airlock(t, server.Config{})
 	c := newClient(t, client.Options{})
 	ctx := context.Background()
 	art, err := pack.Pack(ctx, load(t, example), pack.Options{})
@@ -348,7 +346,7 @@ func TestLayoutRoundTrip(t *testing.T) {
 }
 
 func TestPullRejectsUnsafePaths(t *testing.T) {
-	srv := regtest.InProcess(t)
+	srv := regtest.Airlock(t, server.Config{})
 	c := newClient(t, client.Options{})
 	ctx := context.Background()
 	r := ref(t, srv.Host+"/acme/evil:1")

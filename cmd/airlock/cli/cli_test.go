@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/airlock-dev/airlock/registry/regtest"
+	"github.com/airlock-dev/airlock/registry/server"
 )
 
 const example = "../../../examples/support-bot"
@@ -146,7 +147,7 @@ func TestPackPrintsDigestLast(t *testing.T) {
 // inspect, partial pull, full pull, push from a layout.
 func TestCLIFlow(t *testing.T) {
 	isolate(t)
-	srv := regtest.InProcess(t)
+	srv := regtest.Airlock(t, server.Config{})
 	ref := srv.Host + "/acme/support-bot"
 
 	code, out, stderr := airlock(t, "push", example, ref)
