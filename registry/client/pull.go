@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/registry"
+	"github.com/airlock-dev/airlock/registry/internal/writeback"
 	"github.com/airlock-dev/airlock/registry/pack"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -436,7 +437,7 @@ func copyHashed(ctx context.Context, f *os.File, h hash.Hash, src io.Reader, pro
 		}
 	}()
 	var total int64
-	wb := newWriteback(f)
+	wb := writeback.New(f)
 	finish := func(err error) (int64, error) {
 		close(written)
 		<-hashed // the hasher never waits on the network, only on us
@@ -454,7 +455,7 @@ func copyHashed(ctx context.Context, f *os.File, h hash.Hash, src io.Reader, pro
 		total += int64(c.n)
 		if c.n > 0 {
 			progress(int64(c.n))
-			wb.wrote(int64(c.n))
+			wb.Wrote(int64(c.n))
 		}
 		written <- c
 		switch {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/airlock-dev/airlock/registry/internal/writeback"
 	"github.com/airlock-dev/airlock/registry/store"
 )
 
@@ -39,6 +40,7 @@ type upload struct {
 	id   string
 	dir  string
 	f    *os.File // data, open for appending; nil once released
+	wb   *writeback.Writer
 	h    hash.Hash
 	size int64
 	// dirty: bytes were written (or the hash recovered) since the state
@@ -198,6 +200,14 @@ func (u *upload) Write(p []byte) (int, error) {
 	n, err := u.f.Write(p)
 	u.h.Write(p[:n])
 	u.size += int64(n)
+	if u.wb == nil {
+		// Started lazily: the offset is only known once the file is
+		// open at its end (also after a resume).
+		u.wb = writeback.New(u.f)
+		u.wb.Wrote(0)
+	} else {
+		u.wb.Wrote(int64(n))
+	}
 	if n > 0 {
 		u.dirty = true
 	}
