@@ -23,6 +23,7 @@ tools:
 # regctl or skopeo fail (not skip) when they are missing.
 test: tools
 	AIRLOCK_REQUIRE_INTEROP=1 $(GO) test $(GOFLAGS_TEST) ./...
+	$(GO) test $(GOFLAGS_TEST) ./registry/server/ -args -store=mem
 
 # The interoperability tests alone: airlock pushes, crane/regctl/skopeo read
 # back, against Debian's docker-registry.

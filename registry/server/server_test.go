@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,20 +18,45 @@ import (
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry/remote"
 
+	"github.com/airlock-dev/airlock/registry/store"
+	"github.com/airlock-dev/airlock/registry/store/boltstore"
+	"github.com/airlock-dev/airlock/registry/store/fsstore"
 	"github.com/airlock-dev/airlock/registry/store/memstore"
 )
 
-// fixture is a registry over memstore, served over real HTTP.
+// fixture is a registry over real stores, served over real HTTP.
 type fixture struct {
 	srv   *httptest.Server
 	host  string
-	blobs *memstore.Blobs
-	meta  *memstore.Meta
+	blobs store.Blobs
+	meta  store.Meta
 }
+
+// storeFlag picks the stores the server tests run on: the on-disk ones
+// that airlock registry serve uses (default), or the in-memory reference.
+var storeFlag = flag.String("store", "disk", "stores for the server tests: disk (fsstore + boltstore) or mem (memstore)")
 
 func start(t *testing.T, cfg Config, opts ...Option) *fixture {
 	t.Helper()
-	f := &fixture{blobs: memstore.NewBlobs(nil), meta: memstore.NewMeta()}
+	f := &fixture{}
+	switch *storeFlag {
+	case "mem":
+		f.blobs, f.meta = memstore.NewBlobs(nil), memstore.NewMeta()
+	case "disk":
+		dir := t.TempDir()
+		b, err := fsstore.New(filepath.Join(dir, "blobs"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := boltstore.New(filepath.Join(dir, "meta.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		f.blobs, f.meta = b, m
+	default:
+		t.Fatalf("-store=%s: want disk or mem", *storeFlag)
+	}
 	if cfg.Blobs == nil {
 		cfg.Blobs = f.blobs
 	}
