@@ -58,6 +58,20 @@ func (f *registryFlags) load() (*registryConfig, error) {
 	return cfg, nil
 }
 
+// withStores opens the stores the flags name, runs fn, and closes them.
+func (f *registryFlags) withStores(fn func(store.Blobs, store.Meta) error) error {
+	cfg, err := f.load()
+	if err != nil {
+		return err
+	}
+	blobs, meta, err := openStores(cfg.Root)
+	if err != nil {
+		return err
+	}
+	defer closeMeta(meta)
+	return fn(blobs, meta)
+}
+
 // openStores opens the blob and metadata stores under root.
 func openStores(root string) (store.Blobs, store.Meta, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
@@ -234,20 +248,13 @@ serves. Stale upload sessions older than --grace are removed too.`,
   airlock registry gc --root /var/lib/airlock --apply`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := rf.load()
-			if err != nil {
-				return err
-			}
-			blobs, meta, err := openStores(cfg.Root)
-			if err != nil {
-				return err
-			}
-			defer closeMeta(meta)
-			rep, err := store.GC(cmd.Context(), blobs, meta, store.GCOptions{DryRun: !apply, GracePeriod: grace})
-			if err != nil {
-				return err
-			}
-			return writeJSON(g.stdout, rep)
+			return rf.withStores(func(blobs store.Blobs, meta store.Meta) error {
+				rep, err := store.GC(cmd.Context(), blobs, meta, store.GCOptions{DryRun: !apply, GracePeriod: grace})
+				if err != nil {
+					return err
+				}
+				return writeJSON(g.stdout, rep)
+			})
 		},
 	}
 	rf.register(cmd)
@@ -267,26 +274,19 @@ repository link points at an existing blob and, with --verify-content, that
 every blob's bytes hash to its name. It exits 2 if it finds a problem.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := rf.load()
-			if err != nil {
-				return err
-			}
-			blobs, meta, err := openStores(cfg.Root)
-			if err != nil {
-				return err
-			}
-			defer closeMeta(meta)
-			rep, err := store.Fsck(cmd.Context(), blobs, meta, store.FsckOptions{VerifyContent: verify})
-			if err != nil {
-				return err
-			}
-			if err := writeJSON(g.stdout, rep); err != nil {
-				return err
-			}
-			if !rep.OK() {
-				return fmt.Errorf("fsck found %d problems", len(rep.Problems))
-			}
-			return nil
+			return rf.withStores(func(blobs store.Blobs, meta store.Meta) error {
+				rep, err := store.Fsck(cmd.Context(), blobs, meta, store.FsckOptions{VerifyContent: verify})
+				if err != nil {
+					return err
+				}
+				if err := writeJSON(g.stdout, rep); err != nil {
+					return err
+				}
+				if !rep.OK() {
+					return fmt.Errorf("fsck found %d problems", len(rep.Problems))
+				}
+				return nil
+			})
 		},
 	}
 	rf.register(cmd)
