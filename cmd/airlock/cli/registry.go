@@ -64,6 +64,11 @@ func (f *registryFlags) withStores(fn func(store.Blobs, store.Meta) error) error
 	if err != nil {
 		return err
 	}
+	// Unlike serve, maintenance never creates a registry: a mistyped
+	// --root must not look like a clean, empty one.
+	if _, err := os.Stat(filepath.Join(cfg.Root, "meta.db")); err != nil {
+		return fmt.Errorf("no registry at %s (no meta.db): %w", cfg.Root, err)
+	}
 	blobs, meta, err := openStores(cfg.Root)
 	if err != nil {
 		return err
