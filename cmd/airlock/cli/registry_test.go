@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRegistryServeGCFsck runs `airlock registry serve` in-process, pushes
+// and pulls through it, stops it, and checks the store with fsck and gc.
+func TestRegistryServeGCFsck(t *testing.T) {
+	isolate(t)
+	root := filepath.Join(t.TempDir(), "reg")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := ln.Addr().String()
+	ln.Close()
+
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var serveErr bytes.Buffer
+	go func() {
+		done <- Run(ctx, []string{"registry", "serve", "--addr", host, "--root", root}, strings.NewReader(""), &bytes.Buffer{}, &serveErr)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + host + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registry did not start: %s", serveErr.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the listener, bounded by the deadline
+	}
+	ref := host + "/acme/support-bot"
+	if code, _, stderr := airlock(t, "push", example, ref); code != 0 {
+		t.Fatalf("push: %s", stderr)
+	}
+	if code, _, stderr := airlock(t, "pull", ref+":1.4.0", "-o", t.TempDir()); code != 0 {
+		t.Fatalf("pull: %s", stderr)
+	}
+	resp, err := http.Get("http://" + host + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metrics bytes.Buffer
+	metrics.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(metrics.String(), "airlock_registry_requests_total") {
+		t.Error("no airlock_registry_requests_total on /metrics")
+	}
+	stop()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exited %d: %s", code, serveErr.String())
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+
+	code, out, stderr := airlock(t, "registry", "fsck", "--root", root, "--verify-content")
+	var rep struct {
+		Blobs, Manifests int
+		Problems         []any
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.Blobs != 10 || rep.Manifests != 1 || len(rep.Problems) != 0 {
+		t.Fatalf("fsck: exit %d %s %s", code, out, stderr)
+	}
+	code, out, _ = airlock(t, "registry", "gc", "--root", root)
+	var gc struct {
+		DryRun bool
+		Swept  []any
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &gc) != nil || !gc.DryRun || len(gc.Swept) != 0 {
+		t.Fatalf("gc: exit %d %s", code, out)
+	}
+	if code, _, stderr := airlock(t, "registry", "fsck", "--root", filepath.Join(root, "typo")); code != ExitError || !strings.Contains(stderr, "no registry at") {
+		t.Fatalf("fsck of a missing root: exit %d %s", code, stderr)
+	}
+}
