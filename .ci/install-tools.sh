@@ -3,7 +3,7 @@
 # use, on a fresh Debian 12 machine that already has Go:
 #
 #   Debian packages  docker-registry (distribution v2.8.2), skopeo
-#   Go tools         crane and regctl, pinned, into $REPO/.tools/bin
+#   Go tools         crane, regctl and cosign, pinned, into $REPO/.tools/bin
 #
 # It is idempotent and quiet: it prints one line per thing it installs and
 # nothing when everything is already there. Tests find the Go tools through
@@ -14,6 +14,8 @@ CRANE_MODULE=github.com/google/go-containerregistry/cmd/crane
 CRANE_VERSION=v0.20.6
 REGCTL_MODULE=github.com/regclient/regclient/cmd/regctl
 REGCTL_VERSION=v0.9.2
+COSIGN_MODULE=github.com/sigstore/cosign/v2/cmd/cosign
+COSIGN_VERSION=v2.6.5
 GOLANGCI_MODULE=github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 GOLANGCI_VERSION=v2.5.0
 
@@ -106,6 +108,7 @@ lint)
 all)
 	go_tool crane "$CRANE_MODULE" "$CRANE_VERSION"
 	go_tool regctl "$REGCTL_MODULE" "$REGCTL_VERSION"
+	go_tool cosign "$COSIGN_MODULE" "$COSIGN_VERSION"
 	;;
 *)
 	echo "install-tools: unknown argument $what (want: lint, or nothing)" >&2

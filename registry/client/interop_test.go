@@ -181,3 +181,63 @@ func TestInteropDockerCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestInteropCosign signs a release pushed by airlock with the real cosign
+// CLI (v2.6.5, key-based, no transparency log), in both of cosign's
+// layouts: the legacy sha256-<hex>.sig tag and an OCI 1.1 referrer. The
+// registry must store what cosign writes, cosign must verify it, and
+// airlock inspect must list the referrer with cosign's artifactType.
+func TestInteropCosign(t *testing.T) {
+	cosign := regtest.Tool(t, "cosign")
+	srv := regtest.Airlock(t, server.Config{ImmutableReleaseTags: true})
+	ctx := context.Background()
+	c := newClient(t, client.Options{})
+	r := ref(t, srv.Host+"/acme/support-bot:1.4.0")
+	res, err := c.PushDir(ctx, load(t, example), r, client.PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	env := []string{"COSIGN_PASSWORD=test", "COSIGN_YES=true", "COSIGN_EXPERIMENTAL=1", "HOME=" + dir, "DOCKER_CONFIG=" + dir, "SIGSTORE_NO_CACHE=1", "TUF_ROOT=" + dir}
+	runIn := func(args ...string) []byte {
+		t.Helper()
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(cctx, cosign, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("cosign %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	runIn("generate-key-pair")
+	pinned := res.Ref.Name() + "@" + res.Descriptor.Digest.String()
+
+	// Legacy layout: a .sig tag next to the release.
+	runIn("sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-insecure-registry", pinned)
+	runIn("verify", "--key", "cosign.pub", "--insecure-ignore-tlog", "--allow-insecure-registry", pinned)
+	repo, err := c.Repository(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Resolve(ctx, "sha256-"+res.Descriptor.Digest.Encoded()+".sig"); err != nil {
+		t.Fatalf("no legacy signature tag: %v", err)
+	}
+
+	// OCI 1.1 layout: a referrer whose subject is the release.
+	runIn("sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-insecure-registry", "--registry-referrers-mode=oci-1-1", pinned)
+	in, err := c.Inspect(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Referrers) == 0 {
+		t.Fatalf("cosign's OCI 1.1 signature is not listed as a referrer (%s)", in.ReferrersError)
+	}
+	for _, d := range in.Referrers {
+		if d.ArtifactType == "" {
+			t.Errorf("referrer %s has no artifactType", d.Digest)
+		}
+	}
+}
