@@ -190,6 +190,13 @@ func serveRegistry(ctx context.Context, g *globals, cfg *registryConfig) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	scheme := "http"
+	if cfg.TLS.Cert != "" {
+		scheme = "https"
+	}
+	// Announce before serving: once requests arrive, only the logger
+	// (which serialises its writes) may write to stderr.
+	log.Info("registry listening", "url", scheme+"://"+ln.Addr().String(), "root", cfg.Root, "auth", cfg.Auth != nil)
+	fmt.Fprintf(g.stderr, "airlock registry serving %s://%s from %s\n", scheme, ln.Addr(), cfg.Root)
 	go func() {
 		if cfg.TLS.Cert != "" {
 			errc <- srv.ServeTLS(ln, cfg.TLS.Cert, cfg.TLS.Key)
@@ -197,11 +204,6 @@ func serveRegistry(ctx context.Context, g *globals, cfg *registryConfig) error {
 			errc <- srv.Serve(ln)
 		}
 	}()
-	if cfg.TLS.Cert != "" {
-		scheme = "https"
-	}
-	log.Info("registry listening", "url", scheme+"://"+ln.Addr().String(), "root", cfg.Root, "auth", cfg.Auth != nil)
-	fmt.Fprintf(g.stderr, "airlock registry serving %s://%s from %s\n", scheme, ln.Addr(), cfg.Root)
 	select {
 	case err := <-errc:
 		return err

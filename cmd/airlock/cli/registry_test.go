@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -26,7 +27,7 @@ func TestRegistryServeGCFsck(t *testing.T) {
 
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var serveErr bytes.Buffer
+	var serveErr lockedBuffer
 	go func() {
 		done <- Run(ctx, []string{"registry", "serve", "--addr", host, "--root", root}, strings.NewReader(""), &bytes.Buffer{}, &serveErr)
 	}()
@@ -88,4 +89,22 @@ func TestRegistryServeGCFsck(t *testing.T) {
 	if code, _, stderr := airlock(t, "registry", "fsck", "--root", filepath.Join(root, "typo")); code != ExitError || !strings.Contains(stderr, "no registry at") {
 		t.Fatalf("fsck of a missing root: exit %d %s", code, stderr)
 	}
+}
+
+// lockedBuffer lets the test read what the server writes while it runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
