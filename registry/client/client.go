@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/airlock-dev/airlock/registry"
@@ -135,12 +137,31 @@ func mapErr(err error) error {
 	}
 	var ec *errcode.ErrorResponse
 	if errors.As(err, &ec) {
-		switch ec.StatusCode {
-		case http.StatusNotFound:
-			return fmt.Errorf("%w: %w", registry.ErrNotFound, err)
-		case http.StatusUnauthorized, http.StatusForbidden:
-			return fmt.Errorf("%w: check the credentials in the Docker config (docker login HOST): %w", registry.ErrUnauthorized, err)
-		}
+		return statusError(ec.StatusCode, err)
 	}
 	return err
+}
+
+// statusError wraps err in the registry sentinel for an HTTP status, so
+// that the client's three ways of talking to a registry (oras-go, the
+// streamed upload, the ranged download) fail alike.
+func statusError(status int, err error) error {
+	switch status {
+	case http.StatusNotFound:
+		return fmt.Errorf("%w: %w", registry.ErrNotFound, err)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("%w: check the credentials in the Docker config (docker login HOST): %w", registry.ErrUnauthorized, err)
+	}
+	return err
+}
+
+// responseError describes a failed response with the registry's own error
+// text and wraps it with statusError.
+func responseError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	msg := fmt.Sprintf("%s %s: %s", resp.Request.Method, resp.Request.URL.Redacted(), resp.Status)
+	if s := strings.TrimSpace(string(b)); s != "" {
+		msg += ": " + s
+	}
+	return statusError(resp.StatusCode, errors.New(msg))
 }

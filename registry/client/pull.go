@@ -350,14 +350,7 @@ func (c *Client) fetchRange(ctx context.Context, repo *remote.Repository, u stri
 			offset = 0
 		}
 	default:
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		err := fmt.Errorf("GET %s: %s: %s", resp.Request.URL.Redacted(), resp.Status, strings.TrimSpace(string(b)))
-		switch resp.StatusCode {
-		case http.StatusNotFound:
-			err = fmt.Errorf("%w: %w", registry.ErrNotFound, err)
-		case http.StatusUnauthorized, http.StatusForbidden:
-			err = fmt.Errorf("%w: %w", registry.ErrUnauthorized, err)
-		}
+		err := responseError(resp)
 		if resp.StatusCode >= 500 {
 			err = fmt.Errorf("%w: %w", errBroken, err)
 		}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 
 	"github.com/airlock-dev/airlock/registry"
@@ -114,18 +113,7 @@ func do(c remote.Client, req *http.Request, ok ...int) (*http.Response, error) {
 			return resp, nil
 		}
 	}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	msg := fmt.Sprintf("%s %s: %s", req.Method, req.URL.Redacted(), resp.Status)
-	if len(b) > 0 {
-		msg += ": " + strings.TrimSpace(string(b))
-	}
-	switch resp.StatusCode {
-	case http.StatusNotFound:
-		return nil, fmt.Errorf("%w: %s", registry.ErrNotFound, msg)
-	case http.StatusUnauthorized, http.StatusForbidden:
-		return nil, fmt.Errorf("%w: check the credentials in the Docker config (docker login HOST): %s", registry.ErrUnauthorized, msg)
-	}
-	return nil, errors.New(msg)
+	return nil, responseError(resp)
 }
 
 // hashingPipe is an upload body that reads and hashes the file in its own
