@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/airlock-dev/airlock/registry"
+	"github.com/airlock-dev/airlock/registry/internal/writeback"
 	"github.com/airlock-dev/airlock/registry/pack"
 	"github.com/opencontainers/go-digest"
 	"oras.land/oras-go/v2/registry/remote"
@@ -158,7 +159,7 @@ func newHashingPipe(src io.Reader, h hash.Hash, progress func(int64)) *hashingPi
 			case <-p.stop:
 				return
 			}
-			n, err := fill(src, *b)
+			n, err := writeback.Fill(src, *b)
 			if n > 0 {
 				h.Write((*b)[:n])
 				p.n += int64(n)
