@@ -24,8 +24,13 @@ import (
 // than io.Copy's 32 KiB, to cut write calls into the store.
 const copyBufSize = 256 << 10
 
-// copyBody copies a request body into an upload through a pooled buffer.
+// copyBody copies a request body into an upload: by the upload's own
+// ReadFrom where it has one (the filesystem store pipelines receiving,
+// writing and hashing), else through a pooled buffer.
 func (s *Server) copyBody(w io.Writer, r io.Reader) (int64, error) {
+	if rf, ok := w.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
 	buf, _ := s.bufs.Get().(*[]byte)
 	if buf == nil {
 		b := make([]byte, copyBufSize)

@@ -197,17 +197,13 @@ func (u *upload) Write(p []byte) (int, error) {
 	if err := u.usable(); err != nil {
 		return 0, err
 	}
+	if err := u.startWriteback(); err != nil {
+		return 0, err
+	}
 	n, err := u.f.Write(p)
 	u.h.Write(p[:n])
 	u.size += int64(n)
-	if u.wb == nil {
-		// Started lazily: the offset is only known once the file is
-		// open at its end (also after a resume).
-		u.wb = writeback.New(u.f)
-		u.wb.Wrote(0)
-	} else {
-		u.wb.Wrote(int64(n))
-	}
+	u.wb.Wrote(int64(n))
 	if n > 0 {
 		u.dirty = true
 	}
@@ -215,6 +211,43 @@ func (u *upload) Write(p []byte) (int, error) {
 		return n, fmt.Errorf("writing upload %s: %w", u.id, err)
 	}
 	return n, nil
+}
+
+// ReadFrom appends r to the data file until r ends. Receiving, writing and
+// hashing overlap (writeback.Copy), so a large upload costs about the
+// slowest of the three rather than their sum; the hash still covers
+// exactly the bytes the file took, also when r breaks off.
+func (u *upload) ReadFrom(r io.Reader) (int64, error) {
+	if err := u.usable(); err != nil {
+		return 0, err
+	}
+	if err := u.startWriteback(); err != nil {
+		return 0, err
+	}
+	n, err := writeback.Copy(context.Background(), u.f, u.h, r, writeback.CopyOptions{Writeback: u.wb})
+	u.size += n
+	if n > 0 {
+		u.dirty = true
+	}
+	if errors.Is(err, writeback.ErrWrite) {
+		return n, fmt.Errorf("writing upload %s: %w", u.id, err)
+	}
+	return n, err
+}
+
+// startWriteback positions the data file at its end (an O_APPEND file
+// reports offset 0 until its first write) and starts writeback tracking
+// there. Written pages stay cached: a blob just pushed is usually pulled
+// next.
+func (u *upload) startWriteback() error {
+	if u.wb != nil {
+		return nil
+	}
+	if _, err := u.f.Seek(0, io.SeekEnd); err != nil {
+		return fmt.Errorf("writing upload %s: %w", u.id, err)
+	}
+	u.wb = writeback.New(u.f)
+	return nil
 }
 
 // Commit verifies, then publishes the data file as blob d by rename.
@@ -311,20 +344,20 @@ func (u *upload) Cancel(ctx context.Context) error {
 	return u.end()
 }
 
-// Close makes what was written durable, then saves the hash state: data
-// first, so a saved state never describes bytes a crash could lose. It is
-// a no-op after Commit or Cancel, and cheap when nothing was written.
+// Close saves the hash state of what was written and releases the data
+// file. It does not fsync: Commit does, before a blob becomes visible, and
+// a session that a power cut shortened is recovered by ResumeUpload (the
+// data file is rehashed when it is shorter than the saved state; bytes the
+// kernel lost show up as a digest mismatch at commit, never as a blob). A
+// killed process loses nothing, as written pages survive it. Close is a
+// no-op after Commit or Cancel, and cheap when nothing was written.
 func (u *upload) Close() error {
 	if u.ended || u.f == nil {
 		return nil
 	}
 	if u.dirty {
-		if err := u.f.Sync(); err != nil {
-			_ = u.release() // the sync error is the one to report
-			return fmt.Errorf("syncing upload %s: %w", u.id, err)
-		}
 		if err := u.saveState(); err != nil {
-			_ = u.release() // the sync error is the one to report
+			_ = u.release() // the save error is the one to report
 			return err
 		}
 	}
