@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -18,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/airlock-dev/airlock/bench/internal/benchkit"
 	"github.com/airlock-dev/airlock/registry/regtest"
 )
 
@@ -68,9 +68,24 @@ type server interface {
 	Logs() string
 }
 
-type distServer struct{ *regtest.Proc }
+// procServer is a registry run by registry/regtest; it reads the
+// process's peak resident memory just before stopping it.
+type procServer struct {
+	*regtest.Proc
+	peak int64
+}
 
-func (d distServer) Host() string { return d.Proc.Host }
+func (d *procServer) Host() string { return d.Proc.Host }
+
+func (d *procServer) Stop() error {
+	if d.peak == 0 {
+		d.peak = benchkit.PeakRSS(d.PID)
+	}
+	return d.Proc.Stop()
+}
+
+// PeakRSS is known after Stop.
+func (d *procServer) PeakRSS() int64 { return d.peak }
 
 // runner holds what every run shares.
 type runner struct {
@@ -126,14 +141,18 @@ func bench(ctx context.Context, cfg config) (err error) {
 				if err != nil {
 					return nil, err
 				}
-				return distServer{p}, nil
+				return &procServer{Proc: p}, nil
 			},
 		},
 		{
 			name:  "airlock",
 			about: "Airlock's own registry, `airlock registry serve` (the binary under test) with filesystem blobs and bbolt metadata in the temp dir, as a separate process, fresh for each run",
 			start: func(ctx context.Context, b *runner, dir string) (server, error) {
-				return startAirlock(ctx, b.airlock, dir)
+				p, err := regtest.RunAirlock(ctx, regtest.AirlockConfig{Binary: b.airlock, Dir: dir})
+				if err != nil {
+					return nil, err
+				}
+				return &procServer{Proc: p}, nil
 			},
 		},
 		{
@@ -145,7 +164,7 @@ func bench(ctx context.Context, cfg config) (err error) {
 		},
 	}
 
-	logf("building airlock")
+	benchkit.Logf("building airlock")
 	b.airlock = filepath.Join(b.tmp, "airlock")
 	build := exec.CommandContext(ctx, "go", "build", "-o", b.airlock, "./cmd/airlock")
 	build.Dir = b.root
@@ -185,7 +204,7 @@ func bench(ctx context.Context, cfg config) (err error) {
 		if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
 			return err
 		}
-		logf("wrote %s", out)
+		benchkit.Logf("wrote %s", out)
 	}
 	return nil
 }
@@ -195,7 +214,7 @@ func bench(ctx context.Context, cfg config) (err error) {
 func (b *runner) makeRelease() error {
 	b.release = filepath.Join(b.tmp, "release")
 	b.weights = filepath.Join(b.release, filepath.FromSlash(weightsPath))
-	logf("writing %s of random weights", human(b.cfg.size))
+	benchkit.Logf("writing %s of random weights", benchkit.Human(b.cfg.size))
 	if err := os.MkdirAll(filepath.Dir(b.weights), 0o755); err != nil {
 		return err
 	}
@@ -236,7 +255,7 @@ func (b *runner) makeRelease() error {
 // runOne runs every step once against a fresh registry of kind k.
 func (b *runner) runOne(ctx context.Context, k registryKind, run int) (err error) {
 	dir := filepath.Join(b.tmp, fmt.Sprintf("run%d-%s", run, k.name))
-	logf("run %d/%d: %s: starting", run, b.cfg.runs, k.name)
+	benchkit.Logf("run %d/%d: %s: starting", run, b.cfg.runs, k.name)
 	srv, err := k.start(ctx, b, filepath.Join(dir, "registry"))
 	if err != nil {
 		return err
@@ -246,12 +265,12 @@ func (b *runner) runOne(ctx context.Context, k registryKind, run int) (err error
 			err = serr
 		}
 		if p, ok := srv.(interface{ PeakRSS() int64 }); ok && p.PeakRSS() > 0 {
-			logf("run %d/%d: %s: peak resident memory %s", run, b.cfg.runs, k.name, human(p.PeakRSS()))
+			benchkit.Logf("run %d/%d: %s: peak resident memory %s", run, b.cfg.runs, k.name, benchkit.Human(p.PeakRSS()))
 			b.peakRSS[k.name] = max(b.peakRSS[k.name], p.PeakRSS())
 		}
 		if err != nil && ctx.Err() == nil {
 			if logs := srv.Logs(); logs != "" {
-				err = fmt.Errorf("%w\nregistry log (tail):\n%s", err, tail(logs, 40))
+				err = fmt.Errorf("%w\nregistry log (tail):\n%s", err, benchkit.Tail(logs, 40))
 			}
 		}
 		if !b.cfg.keep {
@@ -269,13 +288,13 @@ func (b *runner) runOne(ctx context.Context, k registryKind, run int) (err error
 	}
 	record := func(op string, d time.Duration) {
 		res[op] = append(res[op], d)
-		logf("run %d/%d: %s: %-24s %7.2fs  %7.0f MiB/s", run, b.cfg.runs, k.name, op, d.Seconds(), mibps(b.cfg.size, d))
+		benchkit.Logf("run %d/%d: %s: %-24s %7.2fs  %7.0f MiB/s", run, b.cfg.runs, k.name, op, d.Seconds(), benchkit.MiBps(b.cfg.size, d))
 	}
 
 	// One untimed upload first: the in-memory registry's first multi-GiB
 	// upload also grows its heap, which in a VM means faulting in fresh
 	// pages, and whichever step came first would pay for it.
-	settle()
+	benchkit.Settle()
 	if _, err := b.rawUpload(ctx, host); err != nil {
 		return fmt.Errorf("warm-up upload: %w", err)
 	}
@@ -283,7 +302,7 @@ func (b *runner) runOne(ctx context.Context, k registryKind, run int) (err error
 		return fmt.Errorf("warm-up delete: %w", err)
 	}
 
-	settle()
+	benchkit.Settle()
 	d, err := b.timeSHA()
 	if err != nil {
 		return err
@@ -297,7 +316,7 @@ func (b *runner) runOne(ctx context.Context, k registryKind, run int) (err error
 		if err := os.MkdirAll(cache, 0o755); err != nil {
 			return err
 		}
-		settle()
+		benchkit.Settle()
 		d, out, err := b.timed(ctx, b.airlockEnv(cache), b.airlock, "push", b.release, airRef, "--no-progress", "--json")
 		if err != nil {
 			return err
@@ -316,7 +335,7 @@ func (b *runner) runOne(ctx context.Context, k registryKind, run int) (err error
 		return nil
 	}
 	put := func() error {
-		settle()
+		benchkit.Settle()
 		d, _, err := b.timed(ctx, b.regctlEnv(), b.regctl, "artifact", "put",
 			"--artifact-type", modelType, "--file", b.weights, "--file-title", "--strip-dirs", regRef)
 		if err != nil {
@@ -329,7 +348,7 @@ func (b *runner) runOne(ctx context.Context, k registryKind, run int) (err error
 		out := filepath.Join(dir, "pulled-airlock")
 		os.RemoveAll(out)
 		defer os.RemoveAll(out)
-		settle()
+		benchkit.Settle()
 		d, _, err := b.timed(ctx, b.airlockEnv(filepath.Join(dir, "cache-pull")), b.airlock, "pull", airRef, "-o", out, "--no-cache", "--no-progress")
 		if err != nil {
 			return err
@@ -359,7 +378,7 @@ func (b *runner) runOne(ctx context.Context, k registryKind, run int) (err error
 		if err := os.MkdirAll(out, 0o755); err != nil {
 			return err
 		}
-		settle()
+		benchkit.Settle()
 		d, _, err := b.timed(ctx, b.regctlEnv(), b.regctl, "artifact", "get", regRef, "--output", out)
 		if err != nil {
 			return err
@@ -371,7 +390,7 @@ func (b *runner) runOne(ctx context.Context, k registryKind, run int) (err error
 		return nil
 	}
 	rawPut := func() error {
-		settle()
+		benchkit.Settle()
 		d, err := b.rawUpload(ctx, host)
 		if err != nil {
 			return fmt.Errorf("raw upload: %w", err)
@@ -380,7 +399,7 @@ func (b *runner) runOne(ctx context.Context, k registryKind, run int) (err error
 		return nil
 	}
 	rawMono := func() error {
-		settle()
+		benchkit.Settle()
 		d, err := b.rawUploadMono(ctx, host)
 		if err != nil {
 			return fmt.Errorf("raw upload: %w", err)
@@ -389,7 +408,7 @@ func (b *runner) runOne(ctx context.Context, k registryKind, run int) (err error
 		return nil
 	}
 	rawGet := func() error {
-		settle()
+		benchkit.Settle()
 		d, err := b.rawDownload(ctx, host)
 		if err != nil {
 			return fmt.Errorf("raw download: %w", err)
@@ -521,13 +540,6 @@ func (b *runner) airlockEnv(cache string) []string {
 	return append(baseEnv(), "HOME="+b.regHome, "DOCKER_CONFIG="+b.dockerCfg, "AIRLOCK_CACHE_DIR="+cache)
 }
 
-// settle flushes dirty pages before a timed step, so that no step pays for
-// writing back what an earlier one wrote.
-func settle() {
-	syscall.Sync()
-	time.Sleep(200 * time.Millisecond)
-}
-
 // checkRoom fails early unless dir's file system has room for the source
 // file, one registry's copy (two while an upload is being committed) and
 // one pulled copy, with a margin.
@@ -538,39 +550,10 @@ func checkRoom(dir string, size int64) error {
 	}
 	free := int64(st.Bavail) * int64(st.Bsize)
 	if need := 5*size + 1<<30; free < need {
-		return fmt.Errorf("%s has %s free; a %s benchmark needs about %s", dir, human(free), human(size), human(need))
+		return fmt.Errorf("%s has %s free; a %s benchmark needs about %s", dir, benchkit.Human(free), benchkit.Human(size), benchkit.Human(need))
 	}
-	if avail := memAvailable(); avail > 0 && avail < 4*size {
-		logf("warning: %s of memory available; the in-memory registry holds about 3× %s at its peak", human(avail), human(size))
+	if avail := benchkit.MemAvailable(); avail > 0 && avail < 4*size {
+		benchkit.Logf("warning: %s of memory available; the in-memory registry holds about 3× %s at its peak", benchkit.Human(avail), benchkit.Human(size))
 	}
 	return nil
-}
-
-// memAvailable reads MemAvailable from /proc/meminfo, or 0.
-func memAvailable() int64 {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var kb int64
-		if n, _ := fmt.Sscanf(sc.Text(), "MemAvailable: %d kB", &kb); n == 1 {
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-func tail(s string, lines int) string {
-	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(parts) > lines {
-		parts = parts[len(parts)-lines:]
-	}
-	return strings.Join(parts, "\n")
-}
-
-func logf(format string, a ...any) {
-	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
 }

@@ -31,10 +31,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/airlock-dev/airlock/bench/internal/benchkit"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -74,7 +73,7 @@ func run() int {
 		fs.PrintDefaults()
 	}
 	fs.Func("size", "size of the weights file, e.g. 2GiB, 256MiB, 1000000 (default 2GiB)", func(s string) error {
-		n, err := parseSize(s)
+		n, err := benchkit.ParseSize(s)
 		if err != nil {
 			return err
 		}
@@ -111,31 +110,4 @@ func run() int {
 		return 1
 	}
 	return 0
-}
-
-// parseSize reads a byte count with an optional unit: KiB, MiB, GiB, TiB
-// (also K, M, G, T) are binary, KB, MB, GB, TB decimal.
-func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{
-		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
-		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40},
-		{"B", 1},
-	}
-	t := strings.TrimSpace(s)
-	mult := int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
-		}
-	}
-	f, err := strconv.ParseFloat(t, 64)
-	if err != nil || f <= 0 {
-		return 0, fmt.Errorf("size %q: want a positive number with an optional unit (256MiB, 2GiB)", s)
-	}
-	return int64(f * float64(mult)), nil
 }

@@ -7,8 +7,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"time"
+
+	"github.com/airlock-dev/airlock/bench/internal/benchkit"
 )
 
 // The registry floors: what the registry itself needs to take in or hand
@@ -23,16 +24,6 @@ const (
 	rawRepo   = "bench/raw"
 )
 
-// rawClient is a fresh transport per step, so no step reuses another's
-// connection.
-func rawClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.WriteBufferSize = 256 << 10
-	t.ReadBufferSize = 256 << 10
-	t.DisableCompression = true
-	return &http.Client{Transport: t}
-}
-
 // rawUpload sends the weights file the way airlock push does (POST, one
 // PATCH with the whole file, PUT ?digest=), but with the digest known in
 // advance, so the client neither hashes nor copies: net/http sends an
@@ -40,7 +31,7 @@ func rawClient() *http.Client {
 func (b *runner) rawUpload(ctx context.Context, host string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
 	defer cancel()
-	c := rawClient()
+	c := benchkit.RawClient()
 	defer c.CloseIdleConnections()
 	f, err := os.Open(b.weights)
 	if err != nil {
@@ -50,19 +41,19 @@ func (b *runner) rawUpload(ctx context.Context, host string) (time.Duration, err
 
 	start := time.Now()
 	base := &url.URL{Scheme: "http", Host: host, Path: "/v2/" + rawRepo + "/blobs/uploads/"}
-	loc, err := rawDo(ctx, c, http.MethodPost, base, nil, 0, nil, http.StatusAccepted)
+	loc, err := benchkit.RawDo(ctx, c, http.MethodPost, base, nil, 0, nil, http.StatusAccepted)
 	if err != nil {
 		return 0, err
 	}
 	hdr := http.Header{"Content-Type": {"application/octet-stream"}, "Content-Range": {fmt.Sprintf("0-%d", b.cfg.size-1)}}
-	loc, err = rawDo(ctx, c, http.MethodPatch, loc, f, b.cfg.size, hdr, http.StatusAccepted, http.StatusNoContent)
+	loc, err = benchkit.RawDo(ctx, c, http.MethodPatch, loc, f, b.cfg.size, hdr, http.StatusAccepted, http.StatusNoContent)
 	if err != nil {
 		return 0, err
 	}
 	q := loc.Query()
 	q.Set("digest", "sha256:"+b.digest)
 	loc.RawQuery = q.Encode()
-	if _, err := rawDo(ctx, c, http.MethodPut, loc, nil, 0, http.Header{"Content-Type": {"application/octet-stream"}}, http.StatusCreated); err != nil {
+	if _, err := benchkit.RawDo(ctx, c, http.MethodPut, loc, nil, 0, http.Header{"Content-Type": {"application/octet-stream"}}, http.StatusCreated); err != nil {
 		return 0, err
 	}
 	return time.Since(start), nil
@@ -74,7 +65,7 @@ func (b *runner) rawUpload(ctx context.Context, host string) (time.Duration, err
 func (b *runner) rawUploadMono(ctx context.Context, host string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
 	defer cancel()
-	c := rawClient()
+	c := benchkit.RawClient()
 	defer c.CloseIdleConnections()
 	f, err := os.Open(b.weights)
 	if err != nil {
@@ -84,14 +75,14 @@ func (b *runner) rawUploadMono(ctx context.Context, host string) (time.Duration,
 
 	start := time.Now()
 	base := &url.URL{Scheme: "http", Host: host, Path: "/v2/" + rawRepo + "/blobs/uploads/"}
-	loc, err := rawDo(ctx, c, http.MethodPost, base, nil, 0, nil, http.StatusAccepted)
+	loc, err := benchkit.RawDo(ctx, c, http.MethodPost, base, nil, 0, nil, http.StatusAccepted)
 	if err != nil {
 		return 0, err
 	}
 	q := loc.Query()
 	q.Set("digest", "sha256:"+b.digest)
 	loc.RawQuery = q.Encode()
-	if _, err := rawDo(ctx, c, http.MethodPut, loc, f, b.cfg.size, http.Header{"Content-Type": {"application/octet-stream"}}, http.StatusCreated); err != nil {
+	if _, err := benchkit.RawDo(ctx, c, http.MethodPut, loc, f, b.cfg.size, http.Header{"Content-Type": {"application/octet-stream"}}, http.StatusCreated); err != nil {
 		return 0, err
 	}
 	return time.Since(start), nil
@@ -101,7 +92,7 @@ func (b *runner) rawUploadMono(ctx context.Context, host string) (time.Duration,
 func (b *runner) rawDownload(ctx context.Context, host string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
 	defer cancel()
-	c := rawClient()
+	c := benchkit.RawClient()
 	defer c.CloseIdleConnections()
 	u := "http://" + host + "/v2/" + rawRepo + "/blobs/sha256:" + b.digest
 	start := time.Now()
@@ -131,35 +122,6 @@ func (b *runner) rawDownload(ctx context.Context, host string) (time.Duration, e
 // rawDelete removes the floor's blob so the in-memory registry can free it.
 func (b *runner) rawDelete(ctx context.Context, host string) error {
 	u := &url.URL{Scheme: "http", Host: host, Path: "/v2/" + rawRepo + "/blobs/sha256:" + b.digest}
-	_, err := rawDo(ctx, rawClient(), http.MethodDelete, u, nil, 0, nil, http.StatusAccepted)
+	_, err := benchkit.RawDo(ctx, benchkit.RawClient(), http.MethodDelete, u, nil, 0, nil, http.StatusAccepted)
 	return err
-}
-
-// rawDo sends one request and returns its resolved Location header, if any.
-func rawDo(ctx context.Context, c *http.Client, method string, u *url.URL, body io.Reader, n int64, hdr http.Header, ok ...int) (*url.URL, error) {
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
-	if err != nil {
-		return nil, err
-	}
-	req.ContentLength = n
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	good := false
-	for _, code := range ok {
-		good = good || resp.StatusCode == code
-	}
-	if !good {
-		return nil, fmt.Errorf("%s %s: %s: %s", method, u.Redacted(), resp.Status, strings.TrimSpace(string(msg)))
-	}
-	if l := resp.Header.Get("Location"); l != "" {
-		return u.Parse(l)
-	}
-	return u, nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/airlock-dev/airlock/bench/internal/benchkit"
 )
 
 // facts describe the machine and the programs measured.
@@ -29,11 +30,11 @@ type facts struct {
 
 func gatherFacts(ctx context.Context, b *runner) facts {
 	f := facts{date: time.Now().UTC(), cpus: runtime.NumCPU(), goVer: runtime.Version()}
-	f.cpuModel = procField("/proc/cpuinfo", "model name")
-	if kb := procField("/proc/meminfo", "MemTotal"); kb != "" {
+	f.cpuModel = benchkit.ProcField("/proc/cpuinfo", "model name")
+	if kb := benchkit.ProcField("/proc/meminfo", "MemTotal"); kb != "" {
 		var n int64
 		if _, err := fmt.Sscanf(kb, "%d kB", &n); err == nil {
-			f.memory = human(n << 10)
+			f.memory = benchkit.Human(n << 10)
 		}
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
@@ -77,23 +78,6 @@ func gatherFacts(ctx context.Context, b *runner) facts {
 	return f
 }
 
-// procField returns the value of the first "key: value" line of a /proc file.
-func procField(path, key string) string {
-	fh, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer fh.Close()
-	sc := bufio.NewScanner(fh)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
 // ratio is one claim checked against a target.
 type ratio struct {
 	name     string
@@ -118,16 +102,16 @@ func (b *runner) report() string {
 	f := b.facts
 	fmt.Fprintf(&w, "# Transfer benchmark results\n\n")
 	fmt.Fprintf(&w, "- Date: %s\n", f.date.Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&w, "- Weights file: %s of random bytes (`%s`) plus 4 small files; %d run(s), registries fresh each run\n", human(b.cfg.size), weightsPath, b.cfg.runs)
+	fmt.Fprintf(&w, "- Weights file: %s of random bytes (`%s`) plus 4 small files; %d run(s), registries fresh each run\n", benchkit.Human(b.cfg.size), weightsPath, b.cfg.runs)
 	fmt.Fprintf(&w, "- Machine: %d × %s, %s RAM, %s\n", f.cpus, f.cpuModel, f.memory, f.kernel)
 	fmt.Fprintf(&w, "- Go: %s · airlock: %s · regctl: %s · docker-registry (distribution): %s · go-containerregistry: %s\n", f.goVer, f.airlock, f.regctl, f.dist, f.ggcr)
-	fmt.Fprintf(&w, "- Reproduce: `go run ./bench/transfer -size %s -runs %d` (from the repository root)\n", sizeFlag(b.cfg.size), b.cfg.runs)
+	fmt.Fprintf(&w, "- Reproduce: `go run ./bench/transfer -size %s -runs %d` (from the repository root)\n", benchkit.SizeFlag(b.cfg.size), b.cfg.runs)
 	fmt.Fprintf(&w, "\nTimes are wall clock of the whole command (process start to exit); the sha256 is in-process with a 1 MiB buffer. MiB/s is the weights file's size over the median time. Ratios are of medians; targets are judged on medians.\n")
 	for _, k := range b.kinds {
 		res := b.results[k.name]
 		fmt.Fprintf(&w, "\n## %s\n\n%s.", k.name, k.about)
 		if p := b.peakRSS[k.name]; p > 0 {
-			fmt.Fprintf(&w, " Peak resident memory of the registry process: %s.", human(p))
+			fmt.Fprintf(&w, " Peak resident memory of the registry process: %s.", benchkit.Human(p))
 		}
 		fmt.Fprintf(&w, "\n\n")
 		fmt.Fprintf(&w, "| step | median s | min s | MiB/s | each run, s |\n|---|---:|---:|---:|---|\n")
@@ -140,8 +124,8 @@ func (b *runner) report() string {
 			for i, d := range ds {
 				each[i] = fmt.Sprintf("%.2f", d.Seconds())
 			}
-			fmt.Fprintf(&w, "| %s | %.2f | %.2f | %.0f | %s |\n", op, median(ds).Seconds(), slices.Min(ds).Seconds(),
-				mibps(b.cfg.size, median(ds)), strings.Join(each, ", "))
+			fmt.Fprintf(&w, "| %s | %.2f | %.2f | %.0f | %s |\n", op, benchkit.Median(ds).Seconds(), slices.Min(ds).Seconds(),
+				benchkit.MiBps(b.cfg.size, benchkit.Median(ds)), strings.Join(each, ", "))
 		}
 		fmt.Fprintf(&w, "\n| ratio | definition | median | from minimums | target | verdict |\n|---|---|---:|---:|---|---|\n")
 		for _, r := range ratios {
@@ -149,7 +133,7 @@ func (b *runner) report() string {
 			if len(n) == 0 || len(d) == 0 {
 				continue
 			}
-			v := median(n).Seconds() / median(d).Seconds()
+			v := benchkit.Median(n).Seconds() / benchkit.Median(d).Seconds()
 			vmin := slices.Min(n).Seconds() / slices.Min(d).Seconds()
 			target, verdict := "—", "(no target)"
 			if r.target > 0 {
@@ -168,46 +152,4 @@ func (b *runner) report() string {
 		}
 	}
 	return w.String()
-}
-
-// sizeFlag formats a size so that -size reads it back exactly.
-func sizeFlag(n int64) string {
-	switch {
-	case n%(1<<30) == 0:
-		return fmt.Sprintf("%dGiB", n>>30)
-	case n%(1<<20) == 0:
-		return fmt.Sprintf("%dMiB", n>>20)
-	}
-	return fmt.Sprint(n)
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
-func mibps(size int64, d time.Duration) float64 {
-	if d <= 0 {
-		return 0
-	}
-	return float64(size) / (1 << 20) / d.Seconds()
-}
-
-// human formats a byte count in binary units.
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -20,6 +20,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/airlock-dev/airlock/bench/internal/benchkit"
 )
 
 // serveGGCR is the child process: go-containerregistry's in-memory
@@ -186,12 +188,7 @@ func (s *ggcrServer) Stop() error {
 		return nil
 	}
 	s.stopped = true
-	if v := procField(fmt.Sprintf("/proc/%d/status", s.pid), "VmHWM"); v != "" {
-		var kb int64
-		if _, err := fmt.Sscanf(v, "%d kB", &kb); err == nil {
-			s.peak = kb << 10
-		}
-	}
+	s.peak = benchkit.PeakRSS(s.pid)
 	var err error
 	select {
 	case <-s.done:
@@ -237,47 +234,4 @@ func waitV2(ctx context.Context, base string) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-// startAirlock runs `airlock registry serve` (the binary under test) on a
-// free loopback port with storage under dir, as its own process so that it
-// has a core of its own, and waits until it answers GET /v2/.
-func startAirlock(ctx context.Context, bin, dir string) (*ggcrServer, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	host := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		return nil, err
-	}
-	logPath := filepath.Join(dir, "airlock-registry.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close()
-	pctx, cancel := context.WithCancel(ctx)
-	cmd := exec.CommandContext(pctx, bin, "registry", "serve", "--addr", host, "--root", filepath.Join(dir, "root"))
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
-	setParentDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
-		cancel()
-		return nil, err
-	}
-	s := &ggcrServer{host: host, logPath: logPath, ctx: pctx, cancel: cancel, done: make(chan struct{}), pid: cmd.Process.Pid}
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.done)
-	}()
-	if err := waitV2(ctx, "http://"+host); err != nil {
-		_ = s.Stop()
-		return nil, fmt.Errorf("starting airlock registry serve: %w\n%s", err, s.Logs())
-	}
-	return s, nil
 }

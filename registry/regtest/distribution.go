@@ -43,7 +43,8 @@ type DistributionConfig struct {
 	// 127.0.0.1, which is what tests want; a demo may want a fixed one.
 	Addr string
 	// Binary is the docker-registry executable. Empty finds it with
-	// FindTool("docker-registry").
+	// FindTool("docker-registry"). distribution v3's registry reads the same
+	// configuration, so its binary works here too.
 	Binary string
 	// LogLevel is distribution's log level: error, warn, info or debug.
 	// Empty means warn, which keeps the log to problems and access lines.
@@ -53,7 +54,7 @@ type DistributionConfig struct {
 	Htpasswd string
 }
 
-// Proc is a running docker-registry started by RunDistribution.
+// Proc is a registry process started by RunDistribution or RunAirlock.
 type Proc struct {
 	// Host is the address clients use in references, "127.0.0.1:PORT".
 	Host string
@@ -62,8 +63,12 @@ type Proc struct {
 	// Root is the filesystem storage root, for tests that inspect or corrupt
 	// stored blobs directly.
 	Root string
-	// LogPath is the file that receives docker-registry's stdout and stderr.
+	// LogPath is the file that receives the registry's stdout and stderr.
 	LogPath string
+	// PID is the process ID, for benchmarks that read its /proc entries.
+	PID int
+
+	name string // "docker-registry", "airlock registry serve": for errors
 
 	ctx      context.Context // the process's context; done once a stop was asked for
 	cancel   context.CancelFunc
@@ -142,31 +147,41 @@ func startDistribution(ctx context.Context, cfg DistributionConfig, addr string)
 	if err := os.WriteFile(configPath, []byte(conf), 0o600); err != nil {
 		return nil, fmt.Errorf("starting docker-registry: writing config: %w", err)
 	}
-	logPath := filepath.Join(cfg.Dir, "registry.log")
+	p, err := startProc(ctx, "docker-registry", cfg.Dir, addr, root, cfg.Binary, "serve", configPath)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// startProc runs a registry binary with its output in dir/registry.log and
+// waits until it answers GET /v2/ on addr. name is how errors refer to it.
+func startProc(ctx context.Context, name, dir, addr, root, bin string, args ...string) (*Proc, error) {
+	logPath := filepath.Join(dir, "registry.log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("starting docker-registry: opening log: %w", err)
+		return nil, fmt.Errorf("starting %s: opening log: %w", name, err)
 	}
 	defer logFile.Close() // the child has its own descriptor after Start
 	logStart, err := logFile.Seek(0, io.SeekEnd)
 	if err != nil {
-		return nil, fmt.Errorf("starting docker-registry: opening log: %w", err)
+		return nil, fmt.Errorf("starting %s: opening log: %w", name, err)
 	}
 
 	procCtx, cancel := context.WithCancel(ctx)
-	cmd := exec.CommandContext(procCtx, cfg.Binary, "serve", configPath)
-	cmd.Dir = cfg.Dir
+	cmd := exec.CommandContext(procCtx, bin, args...)
+	cmd.Dir = dir
 	cmd.Env = registryEnv()
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	// Ask politely first so distribution can finish writes; WaitDelay then
+	// Ask politely first so the registry can finish writes; WaitDelay then
 	// escalates to SIGKILL.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = stopTimeout
 	setParentDeathSignal(cmd)
 	if err := cmd.Start(); err != nil {
 		cancel()
-		return nil, fmt.Errorf("starting docker-registry: %w", err)
+		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 
 	p := &Proc{
@@ -174,6 +189,8 @@ func startDistribution(ctx context.Context, cfg DistributionConfig, addr string)
 		URL:     "http://" + addr,
 		Root:    root,
 		LogPath: logPath,
+		PID:     cmd.Process.Pid,
+		name:    name,
 		ctx:     procCtx,
 		cancel:  cancel,
 		done:    make(chan struct{}),
@@ -189,7 +206,7 @@ func startDistribution(ctx context.Context, cfg DistributionConfig, addr string)
 		if strings.Contains(log, "address already in use") {
 			err = fmt.Errorf("%w: %w", err, errAddrInUse)
 		}
-		return nil, fmt.Errorf("starting docker-registry on %s: %w\nregistry.log:\n%s", addr, err, log)
+		return nil, fmt.Errorf("starting %s on %s: %w\nregistry.log:\n%s", name, addr, err, log)
 	}
 	return p, nil
 }
@@ -238,7 +255,7 @@ func (p *Proc) Stop() error {
 			// It exited before Stop. Unless that was the caller cancelling
 			// ctx, it crashed, and the caller should hear about it.
 			if p.ctx.Err() == nil {
-				p.stopErr = fmt.Errorf("docker-registry exited on its own: %w; log in %s", p.waitErr, p.LogPath)
+				p.stopErr = fmt.Errorf("%s exited on its own: %w; log in %s", p.name, p.waitErr, p.LogPath)
 			}
 		default:
 		}
