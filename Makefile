@@ -7,7 +7,7 @@ BIN     := bin/airlock
 TOOLS   := .ci/install-tools.sh
 GOFLAGS_TEST ?= -race
 
-.PHONY: all build tools test interop lint fuzz bench bench-smoke demo clean
+.PHONY: all build tools test interop lint fuzz fuzz-registry bench bench-transfer bench-registry bench-smoke demo clean
 
 all: build
 
@@ -38,17 +38,41 @@ lint:
 	$(GO) vet ./...
 	.tools/bin/golangci-lint run ./...
 
-# Short fuzzing of the release-file parser (CI runs the seed corpus via make test).
-fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./registry/pack/
+FUZZTIME ?= 60s
 
-# Push/pull throughput against regctl and sha256, 2 GiB, 3 runs (several minutes).
-bench: tools
+# Short fuzzing of the release-file parser and of the registry (make test
+# runs both seed corpora).
+fuzz: fuzz-registry
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./registry/pack/
+
+# Fuzzes request sequences against the registry's upload and manifest
+# handlers on the on-disk stores (the test runs store.Fsck after each), then
+# checks the stores they left with airlock registry fsck --verify-content.
+fuzz-registry: build
+	@root=$$(mktemp -d) && trap 'rm -rf "$$root"' EXIT && \
+	AIRLOCK_FUZZ_ROOT=$$root $(GO) test -run '^$$' -fuzz FuzzStoreConsistency -fuzztime $(FUZZTIME) -parallel 1 ./registry/server/ && \
+	for d in $$root/*/; do \
+		echo "airlock registry fsck --verify-content --root $$d"; \
+		$(BIN) registry fsck --verify-content --root "$$d" | tr -d '\n'; echo; \
+	done
+
+# Every benchmark: client push/pull (bench/transfer) and the registry
+# (bench/registry), 2 GiB, 3 runs each (about fifteen minutes).
+bench: bench-transfer bench-registry
+
+# Push/pull throughput against regctl and sha256.
+bench-transfer: tools
 	$(GO) run ./bench/transfer -size 2GiB -runs 3
 
-# The benchmark harness on a small file, to keep it working (CI).
+# The embedded registry against distribution v3 and docker-registry.
+bench-registry:
+	@bash $(TOOLS) bench
+	$(GO) run ./bench/registry -size 2GiB -runs 3
+
+# The benchmark harnesses on small files, to keep them working (CI).
 bench-smoke: tools
 	$(GO) run ./bench/transfer -size 64MiB -runs 1 -out bench/results/transfer-smoke.md
+	$(GO) run ./bench/registry -size 64MiB -runs 1 -registries airlock,docker-registry -out bench/results/registry-smoke.md
 
 demo: build
 	$(GO) run ./examples/demo -airlock $(BIN) -example examples/support-bot

@@ -4,6 +4,9 @@
 #
 #   Debian packages  docker-registry (distribution v2.8.2), skopeo
 #   Go tools         crane, regctl and cosign, pinned, into $REPO/.tools/bin
+#   with "bench"     also distribution v3's registry as .tools/bin/distribution-v3
+#                    (make bench compares the embedded registry with it; the
+#                    build takes about three minutes on two cores)
 #
 # It is idempotent and quiet: it prints one line per thing it installs and
 # nothing when everything is already there. Tests find the Go tools through
@@ -18,9 +21,12 @@ COSIGN_MODULE=github.com/sigstore/cosign/v2/cmd/cosign
 COSIGN_VERSION=v2.6.5
 GOLANGCI_MODULE=github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 GOLANGCI_VERSION=v2.5.0
+DISTRIBUTION_MODULE=github.com/distribution/distribution/v3/cmd/registry
+DISTRIBUTION_VERSION=v3.1.2
 
 # "install-tools.sh lint" installs only the linter (make lint); with no
-# argument, everything the tests, demo and benchmarks use.
+# argument, everything the tests and demo use; "bench" adds what make bench
+# compares against.
 what=${1:-all}
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,7 +37,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 # --- Debian packages -------------------------------------------------------
-if [[ $what == all ]]; then
+if [[ $what == all || $what == bench ]]; then
 
 # Each entry is "binary:package"; a package is installed only when its binary
 # is missing, so a machine that has them never touches apt.
@@ -92,12 +98,19 @@ go_tool() {
 	fi
 	mkdir -p "$tools_bin"
 	# go install MODULE@VERSION builds with the tool's own go.mod, so it
-	# never touches Airlock's go.mod or go.sum; cd / keeps that obvious.
-	if ! (cd / && GOBIN="$tools_bin" go install "$module@$version") >"$log" 2>&1; then
+	# never touches Airlock's go.mod or go.sum; cd / keeps that obvious. It
+	# names the binary after the package (distribution's is "registry"), so
+	# it goes to a scratch GOBIN first and is renamed into place.
+	local gobin
+	gobin=$(mktemp -d)
+	if ! (cd / && GOBIN="$gobin" go install "$module@$version") >"$log" 2>&1; then
 		cat "$log" >&2
+		rm -rf "$gobin"
 		echo "install-tools: go install $module@$version failed" >&2
 		exit 1
 	fi
+	mv "$gobin/${module##*/}" "$tools_bin/$name"
+	rm -rf "$gobin"
 	echo "install-tools: installed $name $version in $tools_bin"
 }
 
@@ -105,13 +118,16 @@ case $what in
 lint)
 	go_tool golangci-lint "$GOLANGCI_MODULE" "$GOLANGCI_VERSION"
 	;;
-all)
+all | bench)
 	go_tool crane "$CRANE_MODULE" "$CRANE_VERSION"
 	go_tool regctl "$REGCTL_MODULE" "$REGCTL_VERSION"
 	go_tool cosign "$COSIGN_MODULE" "$COSIGN_VERSION"
+	if [[ $what == bench ]]; then
+		go_tool distribution-v3 "$DISTRIBUTION_MODULE" "$DISTRIBUTION_VERSION"
+	fi
 	;;
 *)
-	echo "install-tools: unknown argument $what (want: lint, or nothing)" >&2
+	echo "install-tools: unknown argument $what (want: lint, bench, or nothing)" >&2
 	exit 64
 	;;
 esac
