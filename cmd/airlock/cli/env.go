@@ -22,7 +22,23 @@ const (
 	// EnvDockerConfig is read by the credential store, as docker, oras
 	// and crane read it.
 	EnvDockerConfig = "DOCKER_CONFIG"
+	// EnvPassword is the password of a private key (airlock key generate,
+	// sign); EnvCosignPassword is read when it is unset, so scripts written
+	// for cosign work unchanged. Set and empty means an empty password.
+	EnvPassword       = "AIRLOCK_PASSWORD"
+	EnvCosignPassword = "COSIGN_PASSWORD"
 )
+
+// passwordFromEnv returns the key password from the environment, and
+// whether one was set.
+func passwordFromEnv() ([]byte, bool) {
+	for _, k := range []string{EnvPassword, EnvCosignPassword} {
+		if v, ok := os.LookupEnv(k); ok {
+			return []byte(v), true
+		}
+	}
+	return nil, false
+}
 
 // sourceDateEpoch returns the time SOURCE_DATE_EPOCH asks for, or nil.
 func sourceDateEpoch() (*time.Time, error) {

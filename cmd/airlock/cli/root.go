@@ -12,6 +12,7 @@ import (
 	"github.com/airlock-dev/airlock/registry"
 	"github.com/airlock-dev/airlock/registry/client"
 	"github.com/airlock-dev/airlock/registry/pack"
+	"github.com/airlock-dev/airlock/registry/sign"
 	"github.com/spf13/cobra"
 )
 
@@ -96,6 +97,9 @@ Exit codes: 0 success, 1 policy deny, 2 error or bad input, 64 usage.`,
 		newPullCmd(g),
 		newInspectCmd(g),
 		newRegistryCmd(g),
+		newKeyCmd(g),
+		newSignCmd(g),
+		newVerifyCmd(g),
 		newVersionCmd(g),
 	)
 	err := root.ExecuteContext(ctx)
@@ -114,6 +118,9 @@ func report(w io.Writer, err error) int {
 		// Compiler-style lines: file:line:col: field: problem.
 		fmt.Fprintln(w, ve.Error())
 		return ExitError
+	case errors.Is(err, sign.ErrNotVerified):
+		fmt.Fprintf(w, "airlock: %v\n", err)
+		return ExitDeny
 	case errors.As(err, &ue), isCobraUsage(err):
 		fmt.Fprintf(w, "airlock: %v\nRun 'airlock --help' for usage.\n", err)
 		return ExitUsage

@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/airlock-dev/airlock/registry/regtest"
+	"github.com/airlock-dev/airlock/registry/server"
+)
+
+// TestSignVerifyCLI: key generate, sign by tag (the digest is what gets
+// signed and printed), verify by tag and by digest, and the exit codes of
+// a release nobody signed, a wrong key and a wrong password.
+func TestSignVerifyCLI(t *testing.T) {
+	isolate(t)
+	srv := regtest.Airlock(t, server.Config{})
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "release")
+	t.Setenv(EnvPassword, "correct horse")
+
+	if code, _, errs := airlock(t, "key", "generate", "--output-key-prefix", prefix); code != ExitOK {
+		t.Fatalf("key generate: %d %s", code, errs)
+	}
+	if code, _, errs := airlock(t, "key", "generate", "--output-key-prefix", prefix); code != ExitError || !strings.Contains(errs, "exists") {
+		t.Fatalf("key generate over existing files: %d %s", code, errs)
+	}
+	pem, err := os.ReadFile(prefix + ".key")
+	if err != nil || !strings.Contains(string(pem), "ENCRYPTED SIGSTORE PRIVATE KEY") {
+		t.Fatalf("private key file: %v\n%s", err, pem)
+	}
+
+	ref := srv.Host + "/support-bot:1.4.0"
+	if code, _, errs := airlock(t, "push", example, ref); code != ExitOK {
+		t.Fatalf("push: %d %s", code, errs)
+	}
+	if code, _, errs := airlock(t, "verify", ref, "--key", prefix+".pub"); code != ExitDeny || !strings.Contains(errs, "no signature found") {
+		t.Fatalf("verify unsigned: %d %s", code, errs)
+	}
+	code, out, errs := airlock(t, "sign", ref, "--key", prefix+".key")
+	if code != ExitOK || !strings.Contains(errs, "Resolved "+ref+" to sha256:") {
+		t.Fatalf("sign: %d %s %s", code, out, errs)
+	}
+	signed := strings.TrimSpace(out)
+	if !strings.Contains(signed, "@sha256:") {
+		t.Fatalf("sign printed %q, want the signed digest reference", signed)
+	}
+	for _, r := range []string{ref, signed} {
+		if code, out, errs := airlock(t, "verify", r, "--key", prefix+".pub"); code != ExitOK || !strings.HasPrefix(out, "Verified ") {
+			t.Fatalf("verify %s: %d %s %s", r, code, out, errs)
+		}
+	}
+	code, out, _ = airlock(t, "verify", ref, "--key", prefix+".pub", "--json")
+	var rep struct {
+		Verified bool
+		Matches  []struct{ Layout, Key string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); code != ExitOK || err != nil || !rep.Verified || len(rep.Matches) != 2 {
+		t.Fatalf("verify --json: %d %v %s", code, err, out)
+	}
+
+	other := filepath.Join(dir, "other")
+	if code, _, errs := airlock(t, "key", "generate", "--output-key-prefix", other); code != ExitOK {
+		t.Fatalf("key generate: %d %s", code, errs)
+	}
+	if code, _, errs := airlock(t, "verify", ref, "--key", other+".pub"); code != ExitDeny || !strings.Contains(errs, "by other keys") {
+		t.Fatalf("verify with another key: %d %s", code, errs)
+	}
+	t.Setenv(EnvPassword, "wrong")
+	if code, _, errs := airlock(t, "sign", ref, "--key", prefix+".key"); code != ExitError || !strings.Contains(errs, "wrong password") {
+		t.Fatalf("sign with a wrong password: %d %s", code, errs)
+	}
+	if code, _, errs := airlock(t, "sign", ref); code != ExitUsage || !strings.Contains(errs, "--key") {
+		t.Fatalf("sign without --key: %d %s", code, errs)
+	}
+	if code, _, errs := airlock(t, "sign", ref, "--key", prefix+".key", "--layout", "sideways"); code != ExitUsage {
+		t.Fatalf("sign --layout sideways: %d %s", code, errs)
+	}
+}

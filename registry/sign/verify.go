@@ -1,0 +1,341 @@
+package sign
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sigstore/cosign/v2/pkg/cosign"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+	"github.com/sigstore/cosign/v2/pkg/types"
+	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/verify"
+
+	"github.com/airlock-dev/airlock/registry"
+)
+
+// ErrNotVerified is the error Verify returns when the release carries no
+// valid signature (or attestation) by a trusted key, or carries one that
+// is broken.
+var ErrNotVerified = errors.New("verification failed")
+
+// BundleMediaType is the artifactType of a Sigstore bundle v0.3 referrer.
+const BundleMediaType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+// Match is one signature or attestation that verified.
+type Match struct {
+	Layout        string `json:"layout"` // "tag" or "bundle"
+	Key           string `json:"key"`    // the trusted key's name
+	KeyID         string `json:"keyId"`
+	PredicateType string `json:"predicateType,omitempty"`
+	// Referrer is the bundle's referrer manifest, for LayoutBundle.
+	Referrer string `json:"referrer,omitempty"`
+}
+
+// Finding is something Verify saw that did not verify, and why.
+type Finding struct {
+	Layout   string `json:"layout"`
+	Referrer string `json:"referrer,omitempty"`
+	Reason   string `json:"reason"`
+}
+
+// Report is what Verify found.
+type Report struct {
+	Digest   digest.Digest `json:"digest"`
+	Verified bool          `json:"verified"`
+	Matches  []Match       `json:"matches"`
+	// Ignored are signatures by keys that are not trusted: not an attack
+	// on their own (anyone who can push can add one), reported so a user
+	// sees them.
+	Ignored []Finding `json:"ignored,omitempty"`
+	// Problems are broken signatures or bundles; any problem fails the
+	// verification.
+	Problems []Finding `json:"problems,omitempty"`
+}
+
+// VerifyOptions select what Verify checks.
+type VerifyOptions struct {
+	// Layout limits the check to one layout; LayoutBoth accepts either.
+	Layout Layout
+	// PredicateType, when set, checks attestations of that type instead of
+	// signatures (bundles only: attestations have no tag layout here).
+	PredicateType string
+	// Now is the clock for attestation expiry checks; nil means time.Now.
+	Now func() time.Time
+}
+
+// Verify checks the signatures of ref@d in the chosen layouts against the
+// trusted keys. It passes when at least one signature by a trusted key
+// verifies and nothing found is broken: a malformed bundle, a bundle whose
+// statement is about another digest, a signature payload naming another
+// image. Signatures by other keys are reported and ignored. The error is
+// nil only when the report says verified; otherwise it wraps
+// ErrNotVerified with the reasons, or is a registry error.
+func Verify(ctx context.Context, ref registry.Ref, d digest.Digest, keys []*Verifier, opts VerifyOptions, r Remote) (*Report, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("no trusted key given")
+	}
+	t, err := r.target(ref, d)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Digest: d, Matches: []Match{}}
+	if opts.PredicateType == "" && opts.Layout != LayoutBundle {
+		if err := verifyTag(ctx, t, keys, r, rep); err != nil {
+			return rep, err
+		}
+	}
+	if opts.PredicateType != "" || opts.Layout != LayoutTag {
+		want := opts.PredicateType
+		if want == "" {
+			want = types.CosignSignPredicateType
+		}
+		if err := verifyBundles(ctx, t, keys, want, r, rep); err != nil {
+			return rep, err
+		}
+	}
+	rep.Verified = len(rep.Matches) > 0 && len(rep.Problems) == 0
+	if !rep.Verified {
+		return rep, fmt.Errorf("%w: %s", ErrNotVerified, rep.reason(opts))
+	}
+	return rep, nil
+}
+
+// reason summarises why a report did not verify.
+func (rep *Report) reason(opts VerifyOptions) string {
+	if len(rep.Problems) > 0 {
+		var rs []string
+		for _, p := range rep.Problems {
+			rs = append(rs, p.Reason)
+		}
+		return strings.Join(rs, "; ")
+	}
+	what := "signature"
+	if opts.PredicateType != "" {
+		what = "attestation of type " + opts.PredicateType
+	}
+	if len(rep.Ignored) > 0 {
+		return fmt.Sprintf("no %s by a trusted key (%d by other keys: %s)", what, len(rep.Ignored), rep.Ignored[0].Reason)
+	}
+	return fmt.Sprintf("no %s found for %s", what, rep.Digest)
+}
+
+// verifyTag checks cosign v2's sha256-<hex>.sig layout with cosign's own
+// verifier, once per trusted key.
+func verifyTag(ctx context.Context, t name.Digest, keys []*Verifier, r Remote, rep *Report) error {
+	tag, err := ociremote.SignatureTag(t, r.options(ctx)...)
+	if err != nil {
+		return fmt.Errorf("naming the cosign signature tag: %w", err)
+	}
+	sigs, err := ociremote.Signatures(tag, r.options(ctx)...)
+	if err != nil {
+		return fmt.Errorf("reading cosign signatures: %w", err)
+	}
+	list, err := sigs.Get()
+	if err != nil {
+		return fmt.Errorf("reading cosign signatures: %w", err)
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	matched := false
+	for _, k := range keys {
+		co := &cosign.CheckOpts{
+			RegistryClientOpts: r.options(ctx),
+			SigVerifier:        k.Verifier,
+			IgnoreTlog:         true,
+			IgnoreSCT:          true,
+			ClaimVerifier:      cosign.SimpleClaimVerifier,
+		}
+		checked, _, err := cosign.VerifyImageSignatures(ctx, t, co)
+		if err != nil {
+			var noMatch *cosign.ErrNoMatchingSignatures
+			var none *cosign.ErrNoSignaturesFound
+			if errors.As(err, &noMatch) || errors.As(err, &none) {
+				continue
+			}
+			return fmt.Errorf("verifying cosign signatures: %w", err)
+		}
+		for range checked {
+			rep.Matches = append(rep.Matches, Match{Layout: "tag", Key: k.Name, KeyID: k.KeyID})
+		}
+		matched = matched || len(checked) > 0
+	}
+	if !matched {
+		rep.Ignored = append(rep.Ignored, Finding{Layout: "tag",
+			Reason: fmt.Sprintf("%d cosign signature(s) under %s, none by a trusted key or none for this digest", len(list), sigTag(t))})
+	}
+	return nil
+}
+
+func sigTag(t name.Digest) string {
+	return strings.Replace(t.DigestStr(), ":", "-", 1) + ".sig"
+}
+
+// verifyBundles checks every Sigstore bundle referrer of t whose statement
+// has the wanted predicate type. The referrers are listed unfiltered: the
+// tag-schema index that go-containerregistry (so cosign) writes on
+// registries without the referrers API carries no annotations and the
+// config's media type as artifactType (cosign#4641), so such an entry is
+// fetched to see what it is.
+func verifyBundles(ctx context.Context, t name.Digest, keys []*Verifier, predicateType string, r Remote, rep *Report) error {
+	idx, err := ociremote.Referrers(t, "", r.options(ctx)...)
+	if err != nil {
+		return fmt.Errorf("listing referrers: %w", err)
+	}
+	alg, hexd, _ := strings.Cut(t.DigestStr(), ":")
+	want, err := hex.DecodeString(hexd)
+	if err != nil {
+		return fmt.Errorf("%s: %w", t, registry.ErrInvalidReference)
+	}
+	for _, m := range idx.Manifests {
+		// go-containerregistry's tag-schema entries carry the config's
+		// media type (the empty one) where the artifactType belongs.
+		if at := m.ArtifactType; at != "" && at != BundleMediaType && at != ocispec.MediaTypeEmptyJSON {
+			continue
+		}
+		// The annotation lets a reader skip other predicates without
+		// fetching; the signed statement is checked in any case.
+		if pt := m.Annotations["dev.sigstore.bundle.predicateType"]; pt != "" && pt != predicateType {
+			continue
+		}
+		b, isBundle, err := fetchBundle(ctx, t.Context().Digest(m.Digest.String()), predicateType, r)
+		if !isBundle {
+			continue
+		}
+		if err != nil {
+			rep.Problems = append(rep.Problems, Finding{Layout: "bundle", Referrer: m.Digest.String(),
+				Reason: fmt.Sprintf("referrer %s: unreadable Sigstore bundle: %v", short(m.Digest), err)})
+			continue
+		}
+		checkBundle(b, m, alg, want, keys, predicateType, rep)
+	}
+	return nil
+}
+
+// fetchBundle reads a referrer. isBundle is false for a referrer that is
+// not a Sigstore bundle or, by its annotation, not of the wanted predicate
+// type; err describes a bundle that is broken.
+func fetchBundle(ctx context.Context, ref name.Digest, predicateType string, r Remote) (b *sgbundle.Bundle, isBundle bool, err error) {
+	img, err := remote.Image(ref, r.remoteOptions(ctx)...)
+	if err != nil {
+		return nil, true, err
+	}
+	raw, err := img.RawManifest()
+	if err != nil {
+		return nil, true, err
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, true, fmt.Errorf("manifest: %w", err)
+	}
+	layerIsBundle := len(m.Layers) == 1 && strings.HasPrefix(string(m.Layers[0].MediaType), "application/vnd.dev.sigstore.bundle")
+	if m.ArtifactType != BundleMediaType && !layerIsBundle {
+		return nil, false, nil
+	}
+	if pt := m.Annotations["dev.sigstore.bundle.predicateType"]; pt != "" && pt != predicateType {
+		return nil, false, nil
+	}
+	if !layerIsBundle {
+		return nil, true, fmt.Errorf("want one bundle layer, found %d layers", len(m.Layers))
+	}
+	h, err := v1.NewHash(m.Layers[0].Digest.String())
+	if err != nil {
+		return nil, true, err
+	}
+	layer, err := img.LayerByDigest(h)
+	if err != nil {
+		return nil, true, err
+	}
+	rc, err := layer.Compressed() // bundles are stored as is
+	if err != nil {
+		return nil, true, err
+	}
+	defer rc.Close()
+	blob, err := io.ReadAll(io.LimitReader(rc, maxBundle+1))
+	if err != nil {
+		return nil, true, err
+	}
+	if len(blob) > maxBundle {
+		return nil, true, fmt.Errorf("over %d bytes", maxBundle)
+	}
+	b = &sgbundle.Bundle{}
+	if err := b.UnmarshalJSON(blob); err != nil {
+		return nil, true, err
+	}
+	if !b.MinVersion("v0.3") {
+		return nil, true, errors.New("bundle version older than v0.3")
+	}
+	return b, true, nil
+}
+
+// maxBundle bounds a bundle read: a signature bundle is a few KiB, an
+// attestation with a large predicate (an ML-BOM, an eval report) more.
+const maxBundle = 16 << 20
+
+// checkBundle verifies one bundle against each trusted key: signature over
+// the DSSE envelope, no transparency log or timestamps (offline, keys),
+// and the statement's subject equal to the release digest.
+func checkBundle(b *sgbundle.Bundle, m v1.Descriptor, alg string, want []byte, keys []*Verifier, predicateType string, rep *Report) {
+	var lastErr error
+	for _, k := range keys {
+		key := root.NewExpiringKey(k.Verifier, time.Time{}, time.Time{})
+		tm := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return key, nil })
+		v, err := verify.NewVerifier(tm, verify.WithNoObserverTimestamps())
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		res, err := v.Verify(b, verify.NewPolicy(verify.WithArtifactDigest(alg, want), verify.WithKey()))
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if res.Statement == nil || res.Statement.GetPredicateType() != predicateType {
+			got := ""
+			if res.Statement != nil {
+				got = res.Statement.GetPredicateType()
+			}
+			rep.Problems = append(rep.Problems, Finding{Layout: "bundle", Referrer: m.Digest.String(),
+				Reason: fmt.Sprintf("referrer %s: statement has predicate type %q, want %q", short(m.Digest), got, predicateType)})
+			return
+		}
+		rep.Matches = append(rep.Matches, Match{Layout: "bundle", Key: k.Name, KeyID: k.KeyID, PredicateType: predicateType, Referrer: m.Digest.String()})
+		return
+	}
+	reason := fmt.Sprintf("referrer %s: %v", short(m.Digest), lastErr)
+	if isKeyMismatch(lastErr) {
+		rep.Ignored = append(rep.Ignored, Finding{Layout: "bundle", Referrer: m.Digest.String(), Reason: reason})
+		return
+	}
+	rep.Problems = append(rep.Problems, Finding{Layout: "bundle", Referrer: m.Digest.String(), Reason: reason})
+}
+
+// isKeyMismatch tells a signature by another key (ignored) from a bundle
+// that is wrong in itself (a problem): sigstore-go reports both as
+// verification errors, so this reads the message.
+func isKeyMismatch(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "failed to verify signature") || strings.Contains(s, "invalid signature")
+}
+
+func short(h v1.Hash) string {
+	if len(h.Hex) > 12 {
+		return h.Algorithm + ":" + h.Hex[:12]
+	}
+	return h.String()
+}
