@@ -73,7 +73,9 @@ type Remote struct {
 	PlainHTTP bool
 	// Insecure skips TLS certificate verification.
 	Insecure bool
-	// Keychain finds credentials; nil means anonymous.
+	// Keychain finds credentials; nil means the Docker config and its
+	// credential helpers, as docker and cosign read them (DOCKER_CONFIG or
+	// ~/.docker/config.json, read from the caller's environment).
 	Keychain authn.Keychain
 	// UserAgent is sent with every request.
 	UserAgent string
@@ -98,9 +100,11 @@ func (r Remote) options(ctx context.Context) []ociremote.Option {
 
 func (r Remote) remoteOptions(ctx context.Context) []remote.Option {
 	ro := []remote.Option{remote.WithContext(ctx)}
-	if r.Keychain != nil {
-		ro = append(ro, remote.WithAuthFromKeychain(r.Keychain))
+	kc := r.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
 	}
+	ro = append(ro, remote.WithAuthFromKeychain(kc))
 	if r.UserAgent != "" {
 		ro = append(ro, remote.WithUserAgent(r.UserAgent))
 	}

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 
 	"github.com/airlock-dev/airlock/registry"
@@ -89,7 +88,6 @@ func (g *globals) signRemote(ref registry.Ref) sign.Remote {
 	return sign.Remote{
 		PlainHTTP: g.plainHTTP || ref.Loopback(),
 		Insecure:  g.insecure,
-		Keychain:  authn.DefaultKeychain,
 		UserAgent: "airlock/" + version(),
 	}
 }
