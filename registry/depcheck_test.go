@@ -17,7 +17,7 @@ func TestImportGraph(t *testing.T) {
 	const mod = "github.com/airlock-dev/airlock/"
 	// owner: package → the only packages (prefix match) allowed to import it.
 	owners := map[string][]string{
-		"oras.land/oras-go":                      {mod + "registry/client"},
+		"oras.land/oras-go": {mod + "registry/client"},
 		// registry/sign speaks to registries through cosign's library,
 		// whose API is go-containerregistry's.
 		"github.com/google/go-containerregistry": {mod + "registry/regtest", mod + "registry/sign", mod + "bench/"},
