@@ -7,7 +7,7 @@ BIN     := bin/airlock
 TOOLS   := .ci/install-tools.sh
 GOFLAGS_TEST ?= -race
 
-.PHONY: all build tools test interop lint fuzz fuzz-registry bench bench-transfer bench-registry bench-smoke demo clean
+.PHONY: all build tools test interop lint fuzz fuzz-registry bench bench-transfer bench-registry bench-sign bench-smoke demo clean
 
 all: build
 
@@ -56,9 +56,10 @@ fuzz-registry: build
 		$(BIN) registry fsck --verify-content --root "$$d" | tr -d '\n'; echo; \
 	done
 
-# Every benchmark: client push/pull (bench/transfer) and the registry
-# (bench/registry), 2 GiB, 3 runs each (about fifteen minutes).
-bench: bench-transfer bench-registry
+# Every benchmark: client push/pull (bench/transfer), the registry
+# (bench/registry), 2 GiB, 3 runs each, and signing (bench/sign, a 10 GiB
+# release); about twenty minutes.
+bench: bench-transfer bench-registry bench-sign
 
 # Push/pull throughput against regctl and sha256.
 bench-transfer: tools
@@ -69,10 +70,15 @@ bench-registry:
 	@bash $(TOOLS) bench
 	$(GO) run ./bench/registry -size 2GiB -runs 3
 
+# airlock sign of a 10 GiB release against a 10 KiB one, and airlock verify.
+bench-sign:
+	$(GO) run ./bench/sign -large 10GiB -runs 20
+
 # The benchmark harnesses on small files, to keep them working (CI).
 bench-smoke: tools
 	$(GO) run ./bench/transfer -size 64MiB -runs 1 -out bench/results/transfer-smoke.md
 	$(GO) run ./bench/registry -size 64MiB -runs 1 -registries airlock,docker-registry -out bench/results/registry-smoke.md
+	$(GO) run ./bench/sign -large 64MiB -runs 3 -out bench/results/sign-smoke.md
 
 demo: build
 	$(GO) run ./examples/demo -airlock $(BIN) -example examples/support-bot

@@ -45,7 +45,8 @@ func run(ctx context.Context, bin, example string) error {
 	defer stopRegistry()
 	fmt.Printf("# airlock registry serve is listening on %s (storage in a temp dir).\n\n", host)
 
-	env := append(os.Environ(), "AIRLOCK_CACHE_DIR="+filepath.Join(work, "cache"))
+	// A demo key password, so the key commands need no terminal.
+	env := append(os.Environ(), "AIRLOCK_CACHE_DIR="+filepath.Join(work, "cache"), "AIRLOCK_PASSWORD=demo")
 	step := func(comment string, args ...string) (string, error) {
 		fmt.Printf("# %s\n$ airlock %s\n", comment, strings.Join(args, " "))
 		cmd := exec.CommandContext(ctx, bin, args...)
@@ -76,7 +77,17 @@ func run(ctx context.Context, bin, example string) error {
 	if _, err := step("Pushing again sends nothing: the registry has every blob.", "push", example, repo); err != nil {
 		return err
 	}
-	if _, err := step("Inspect the release: parts, roles, sizes, annotations, referrers.", "inspect", repo+":1.4.0"); err != nil {
+	key := filepath.Join(work, "release")
+	if _, err := step("Make a cosign-compatible key pair (the password comes from AIRLOCK_PASSWORD).", "key", "generate", "--output-key-prefix", key); err != nil {
+		return err
+	}
+	if _, err := step("Sign the release: the tag is resolved and its digest signed, in cosign v2's and v3's layouts.", "sign", repo+":1.4.0", "--key", key+".key"); err != nil {
+		return err
+	}
+	if _, err := step("Verify it; cosign verify --key accepts the same signatures.", "verify", repo+":1.4.0", "--key", key+".pub"); err != nil {
+		return err
+	}
+	if _, err := step("Inspect the release: parts, roles, sizes, annotations, and the signatures as referrers.", "inspect", repo+":1.4.0"); err != nil {
 		return err
 	}
 	out := filepath.Join(work, "prompts-only")
@@ -88,7 +99,7 @@ func run(ctx context.Context, bin, example string) error {
 		return err
 	}
 	fmt.Printf("# The pulled system prompt starts with: %q\n\n", strings.SplitN(string(data), "\n", 2)[0])
-	fmt.Printf("Done: packed %s, pushed it to %s, pulled one part back.\n", digest, pushed)
+	fmt.Printf("Done: packed %s, pushed it to %s, signed and verified it, pulled one part back.\n", digest, pushed)
 	return nil
 }
 

@@ -94,8 +94,23 @@ func (r Remote) target(ref registry.Ref, d digest.Digest) (name.Digest, error) {
 	return t, nil
 }
 
-func (r Remote) options(ctx context.Context) []ociremote.Option {
-	return []ociremote.Option{ociremote.WithRemoteOptions(r.remoteOptions(ctx)...)}
+// session is one command's registry access: one transport, one ping and
+// one token per repository, shared by every request cosign's library makes
+// (without it, each call pings /v2/ and authenticates again).
+type session struct {
+	ro   []remote.Option
+	opts []ociremote.Option
+}
+
+func (r Remote) session(ctx context.Context) session {
+	ro := r.remoteOptions(ctx)
+	if p, err := remote.NewPuller(ro...); err == nil {
+		ro = append(ro, remote.Reuse(p))
+	}
+	if p, err := remote.NewPusher(ro...); err == nil {
+		ro = append(ro, remote.Reuse(p))
+	}
+	return session{ro: ro, opts: []ociremote.Option{ociremote.WithRemoteOptions(ro...)}}
 }
 
 func (r Remote) remoteOptions(ctx context.Context) []remote.Option {
@@ -133,14 +148,15 @@ func Sign(ctx context.Context, ref registry.Ref, d digest.Digest, s *Signer, lay
 		return nil, err
 	}
 	res := &Result{Digest: d, KeyID: s.KeyID}
+	ses := r.session(ctx)
 	if layout == LayoutBoth || layout == LayoutTag {
-		if err := signTag(ctx, t, s, r); err != nil {
+		if err := signTag(ctx, t, s, ses); err != nil {
 			return res, fmt.Errorf("writing the cosign v2 signature: %w", err)
 		}
 		res.Written = append(res.Written, "tag")
 	}
 	if layout == LayoutBoth || layout == LayoutBundle {
-		if err := attest(ctx, t, s, types.CosignSignPredicateType, nil, r); err != nil {
+		if err := attest(ctx, t, s, types.CosignSignPredicateType, nil, ses); err != nil {
 			return res, fmt.Errorf("writing the Sigstore bundle: %w", err)
 		}
 		res.Written = append(res.Written, "bundle")
@@ -151,8 +167,8 @@ func Sign(ctx context.Context, ref registry.Ref, d digest.Digest, s *Signer, lay
 // signTag writes cosign v2's layout: the simple-signing payload naming the
 // digest, signed, appended as a layer to the manifest tagged
 // sha256-<hex>.sig (created, or extended when other signatures exist).
-func signTag(ctx context.Context, t name.Digest, s *Signer, r Remote) error {
-	opts := r.options(ctx)
+func signTag(ctx context.Context, t name.Digest, s *Signer, ses session) error {
+	opts := ses.opts
 	payload, err := (&sigpayload.Cosign{Image: t}).MarshalJSON()
 	if err != nil {
 		return err
@@ -196,7 +212,7 @@ func Attest(ctx context.Context, ref registry.Ref, d digest.Digest, s *Signer, p
 	if err != nil {
 		return err
 	}
-	return attest(ctx, t, s, predicateType, pred, r)
+	return attest(ctx, t, s, predicateType, pred, r.session(ctx))
 }
 
 // attest writes a DSSE envelope over an in-toto statement about t with
@@ -204,7 +220,7 @@ func Attest(ctx context.Context, ref registry.Ref, d digest.Digest, s *Signer, p
 // transparency log entry), as a referrer of t with cosign's annotations
 // (dev.sigstore.bundle.predicateType lets readers filter without
 // fetching).
-func attest(ctx context.Context, t name.Digest, s *Signer, predicateType string, predicate *structpb.Struct, r Remote) error {
+func attest(ctx context.Context, t name.Digest, s *Signer, predicateType string, predicate *structpb.Struct, ses session) error {
 	alg, hexd, _ := strings.Cut(t.DigestStr(), ":")
 	st := &intotov1.Statement{
 		Type:          intotov1.StatementTypeUri,
@@ -232,5 +248,5 @@ func attest(ctx context.Context, t name.Digest, s *Signer, predicateType string,
 	if err != nil {
 		return fmt.Errorf("building bundle: %w", err)
 	}
-	return ociremote.WriteAttestationNewBundleFormat(t, bundle, predicateType, r.options(ctx)...)
+	return ociremote.WriteAttestationNewBundleFormat(t, bundle, predicateType, ses.opts...)
 }

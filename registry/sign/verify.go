@@ -91,8 +91,9 @@ func Verify(ctx context.Context, ref registry.Ref, d digest.Digest, keys []*Veri
 		return nil, err
 	}
 	rep := &Report{Digest: d, Matches: []Match{}}
+	ses := r.session(ctx)
 	if opts.PredicateType == "" && opts.Layout != LayoutBundle {
-		if err := verifyTag(ctx, t, keys, r, rep); err != nil {
+		if err := verifyTag(ctx, t, keys, ses, rep); err != nil {
 			return rep, err
 		}
 	}
@@ -101,7 +102,7 @@ func Verify(ctx context.Context, ref registry.Ref, d digest.Digest, keys []*Veri
 		if want == "" {
 			want = types.CosignSignPredicateType
 		}
-		if err := verifyBundles(ctx, t, keys, want, r, rep); err != nil {
+		if err := verifyBundles(ctx, t, keys, want, ses, rep); err != nil {
 			return rep, err
 		}
 	}
@@ -133,12 +134,12 @@ func (rep *Report) reason(opts VerifyOptions) string {
 
 // verifyTag checks cosign v2's sha256-<hex>.sig layout with cosign's own
 // verifier, once per trusted key.
-func verifyTag(ctx context.Context, t name.Digest, keys []*Verifier, r Remote, rep *Report) error {
-	tag, err := ociremote.SignatureTag(t, r.options(ctx)...)
+func verifyTag(ctx context.Context, t name.Digest, keys []*Verifier, ses session, rep *Report) error {
+	tag, err := ociremote.SignatureTag(t, ses.opts...)
 	if err != nil {
 		return fmt.Errorf("naming the cosign signature tag: %w", err)
 	}
-	sigs, err := ociremote.Signatures(tag, r.options(ctx)...)
+	sigs, err := ociremote.Signatures(tag, ses.opts...)
 	if err != nil {
 		return fmt.Errorf("reading cosign signatures: %w", err)
 	}
@@ -152,7 +153,7 @@ func verifyTag(ctx context.Context, t name.Digest, keys []*Verifier, r Remote, r
 	matched := false
 	for _, k := range keys {
 		co := &cosign.CheckOpts{
-			RegistryClientOpts: r.options(ctx),
+			RegistryClientOpts: ses.opts,
 			SigVerifier:        k.Verifier,
 			IgnoreTlog:         true,
 			IgnoreSCT:          true,
@@ -189,8 +190,8 @@ func sigTag(t name.Digest) string {
 // registries without the referrers API carries no annotations and the
 // config's media type as artifactType (cosign#4641), so such an entry is
 // fetched to see what it is.
-func verifyBundles(ctx context.Context, t name.Digest, keys []*Verifier, predicateType string, r Remote, rep *Report) error {
-	idx, err := ociremote.Referrers(t, "", r.options(ctx)...)
+func verifyBundles(ctx context.Context, t name.Digest, keys []*Verifier, predicateType string, ses session, rep *Report) error {
+	idx, err := ociremote.Referrers(t, "", ses.opts...)
 	if err != nil {
 		return fmt.Errorf("listing referrers: %w", err)
 	}
@@ -210,7 +211,7 @@ func verifyBundles(ctx context.Context, t name.Digest, keys []*Verifier, predica
 		if pt := m.Annotations["dev.sigstore.bundle.predicateType"]; pt != "" && pt != predicateType {
 			continue
 		}
-		b, isBundle, err := fetchBundle(ctx, t.Context().Digest(m.Digest.String()), predicateType, r)
+		b, isBundle, err := fetchBundle(t.Context().Digest(m.Digest.String()), predicateType, ses)
 		if !isBundle {
 			continue
 		}
@@ -227,8 +228,8 @@ func verifyBundles(ctx context.Context, t name.Digest, keys []*Verifier, predica
 // fetchBundle reads a referrer. isBundle is false for a referrer that is
 // not a Sigstore bundle or, by its annotation, not of the wanted predicate
 // type; err describes a bundle that is broken.
-func fetchBundle(ctx context.Context, ref name.Digest, predicateType string, r Remote) (b *sgbundle.Bundle, isBundle bool, err error) {
-	img, err := remote.Image(ref, r.remoteOptions(ctx)...)
+func fetchBundle(ref name.Digest, predicateType string, ses session) (b *sgbundle.Bundle, isBundle bool, err error) {
+	img, err := remote.Image(ref, ses.ro...)
 	if err != nil {
 		return nil, true, err
 	}

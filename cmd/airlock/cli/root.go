@@ -100,6 +100,7 @@ Exit codes: 0 success, 1 policy deny, 2 error or bad input, 64 usage.`,
 		newKeyCmd(g),
 		newSignCmd(g),
 		newVerifyCmd(g),
+		newAttestCmd(g),
 		newVersionCmd(g),
 	)
 	err := root.ExecuteContext(ctx)

@@ -61,6 +61,35 @@ func TestSignVerifyCLI(t *testing.T) {
 		t.Fatalf("verify --json: %d %v %s", code, err, out)
 	}
 
+	// An eval attestation, checked by its short type name and its URI.
+	pred := filepath.Join(dir, "eval.json")
+	if err := os.WriteFile(pred, []byte(`{"suite":"golden","passRate":0.97}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := airlock(t, "verify", ref, "--key", prefix+".pub", "--attestations", "eval"); code != ExitDeny {
+		t.Fatalf("verify --attestations eval before attesting: %d %s", code, errs)
+	}
+	if code, _, errs := airlock(t, "attest", ref, "--key", prefix+".key", "--type", "eval", "--predicate", pred); code != ExitOK {
+		t.Fatalf("attest: %d %s", code, errs)
+	}
+	for _, typ := range []string{"eval", "https://airlock.dev/attestations/eval/v1"} {
+		if code, _, errs := airlock(t, "verify", ref, "--key", prefix+".pub", "--attestations", typ); code != ExitOK {
+			t.Fatalf("verify --attestations %s: %d %s", typ, code, errs)
+		}
+	}
+	if code, _, errs := airlock(t, "verify", ref, "--key", prefix+".pub", "--attestations", "bench"); code != ExitDeny {
+		t.Fatalf("verify --attestations bench: %d %s", code, errs)
+	}
+	if err := os.WriteFile(pred, []byte(`[1,2]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := airlock(t, "attest", ref, "--key", prefix+".key", "--type", "eval", "--predicate", pred); code != ExitError || !strings.Contains(errs, "JSON object") {
+		t.Fatalf("attest with an array predicate: %d %s", code, errs)
+	}
+	if code, _, errs := airlock(t, "attest", ref, "--key", prefix+".key", "--type", "evals", "--predicate", pred); code != ExitUsage {
+		t.Fatalf("attest with an unknown type: %d %s", code, errs)
+	}
+
 	other := filepath.Join(dir, "other")
 	if code, _, errs := airlock(t, "key", "generate", "--output-key-prefix", other); code != ExitOK {
 		t.Fatalf("key generate: %d %s", code, errs)

@@ -25,7 +25,8 @@ keys are listed and ignored; a malformed bundle, a statement about another
 digest or a payload naming another image fail the verification.
 
 --attestations TYPE checks in-toto attestations of that predicate type
-instead of signatures (for example https://cyclonedx.org/bom).
+instead of signatures: a URI, or eval, bench, verdict, promotion,
+cyclonedx, custom (see airlock attest --help).
 
 Exit codes: 0 verified, 1 not verified, 2 error.`,
 		Example: `  airlock verify localhost:5000/support-bot:1.4.0 --key cosign.pub
@@ -38,6 +39,11 @@ Exit codes: 0 verified, 1 not verified, 2 error.`,
 			lay, err := sign.ParseLayout(layout)
 			if err != nil {
 				return usageError{err}
+			}
+			if predicateType != "" {
+				if predicateType, err = expandPredicateType(predicateType); err != nil {
+					return err
+				}
 			}
 			ref, err := parseRef(a[0])
 			if err != nil {
