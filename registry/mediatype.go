@@ -73,3 +73,19 @@ func (r Role) Valid() bool {
 func IsModelArtifact(artifactType, configMediaType string) bool {
 	return artifactType == ArtifactTypeModel || configMediaType == MediaTypeModelConfig
 }
+
+// Signatures and attestations as Sigstore bundle referrers (cosign v3's
+// layout; see registry/sign).
+const (
+	// MediaTypeSigstoreBundle is the artifactType of a bundle referrer and
+	// the media type of its one layer.
+	MediaTypeSigstoreBundle = "application/vnd.dev.sigstore.bundle.v0.3+json"
+	// AnnotationBundlePredicateType names the in-toto predicate type of a
+	// bundle referrer, so readers can filter without fetching it.
+	AnnotationBundlePredicateType = "dev.sigstore.bundle.predicateType"
+	// PredicateTypeOMS is an OpenSSF Model Signing (OMS v1.0) signature.
+	PredicateTypeOMS = "https://model_signing/signature/v1.0"
+	// OMSFile is the name OMS verifiers look for beside a model; airlock
+	// pull writes the release's OMS bundle there.
+	OMSFile = "model.sig"
+)

@@ -111,7 +111,11 @@ func bench(ctx context.Context, cfg config) (err error) {
 	if err != nil {
 		return err
 	}
-	defer p.Stop()
+	defer func() {
+		if serr := p.Stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
 
 	env := append(os.Environ(), "AIRLOCK_PASSWORD=bench", "AIRLOCK_CACHE_DIR="+filepath.Join(tmp, "cache"), "DOCKER_CONFIG="+filepath.Join(tmp, "docker"))
 	airlock := func(args ...string) (time.Duration, string, error) {

@@ -67,6 +67,9 @@ type PullResult struct {
 	Files       []PulledFile
 	Bytes       int64  // bytes downloaded
 	ReleaseFile string // airlock.yaml written from the manifest, if any
+	// OMSFile is model.sig, the release's OpenSSF Model Signing bundle,
+	// written on a full pull of a release airlock sign signed.
+	OMSFile string
 }
 
 // Selected reports whether a layer is kept by the options.
@@ -173,6 +176,12 @@ func (c *Client) Pull(ctx context.Context, ref registry.Ref, dir string, opts Pu
 			return nil, err
 		}
 		res.ReleaseFile = name
+	}
+	if len(jobs) == len(rel.Manifest.Layers) && !seen[registry.OMSFile] {
+		// model.sig covers every file, so only a full pull gets one.
+		if res.OMSFile, err = c.writeOMS(ctx, repo, rel.Descriptor, dir); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }

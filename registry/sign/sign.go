@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"path"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -133,10 +134,11 @@ func (r Remote) remoteOptions(ctx context.Context) []remote.Option {
 
 // Result says what Sign wrote.
 type Result struct {
-	Digest digest.Digest
-	KeyID  string
-	// Written lists the layouts written: "tag" and/or "bundle".
-	Written []string
+	Digest digest.Digest `json:"digest"`
+	KeyID  string        `json:"keyId"`
+	// Written lists what was written: "tag", "bundle" and "oms" (the
+	// OpenSSF Model Signing bundle, written with the bundle layout).
+	Written []string `json:"written"`
 }
 
 // Sign signs the release ref@d (a manifest digest: the caller resolves
@@ -160,6 +162,13 @@ func Sign(ctx context.Context, ref registry.Ref, d digest.Digest, s *Signer, lay
 			return res, fmt.Errorf("writing the Sigstore bundle: %w", err)
 		}
 		res.Written = append(res.Written, "bundle")
+		oms, err := signOMS(ctx, t, s, path.Base(ref.Repository), ses)
+		if err != nil {
+			return res, fmt.Errorf("writing the OMS bundle: %w", err)
+		}
+		if oms {
+			res.Written = append(res.Written, "oms")
+		}
 	}
 	return res, nil
 }

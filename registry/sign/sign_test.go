@@ -95,6 +95,7 @@ func pushRelease(t *testing.T, r *remote.Repository, tag, weights string) ocispe
 	t.Helper()
 	cfg := pushBlob(t, r, registry.MediaTypeModelConfig, []byte(`{"descriptor":{"name":"t"}}`))
 	layer := pushBlob(t, r, registry.MediaTypeWeightRaw, []byte(weights))
+	layer.Annotations = map[string]string{registry.AnnotationFilepath: "model.gguf"}
 	return pushManifest(t, r, ocispec.Manifest{ArtifactType: registry.ArtifactTypeModel, Config: cfg, Layers: []ocispec.Descriptor{layer}}, tag)
 }
 
@@ -136,7 +137,7 @@ func TestSignVerifyBothLayouts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(res.Written) != 2 {
+			if strings.Join(res.Written, ",") != "tag,bundle,oms" {
 				t.Fatalf("wrote %v", res.Written)
 			}
 			for _, lay := range []sign.Layout{sign.LayoutBoth, sign.LayoutTag, sign.LayoutBundle} {

@@ -19,7 +19,6 @@ import (
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/types"
 	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
-	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 
 	"github.com/airlock-dev/airlock/registry"
@@ -31,7 +30,7 @@ import (
 var ErrNotVerified = errors.New("verification failed")
 
 // BundleMediaType is the artifactType of a Sigstore bundle v0.3 referrer.
-const BundleMediaType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+const BundleMediaType = registry.MediaTypeSigstoreBundle
 
 // Match is one signature or attestation that verified.
 type Match struct {
@@ -291,9 +290,7 @@ const maxBundle = 16 << 20
 func checkBundle(b *sgbundle.Bundle, m v1.Descriptor, alg string, want []byte, keys []*Verifier, predicateType string, rep *Report) {
 	var lastErr error
 	for _, k := range keys {
-		key := root.NewExpiringKey(k.Verifier, time.Time{}, time.Time{})
-		tm := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return key, nil })
-		v, err := verify.NewVerifier(tm, verify.WithNoObserverTimestamps())
+		v, err := verify.NewVerifier(trustKey(k), verify.WithNoObserverTimestamps())
 		if err != nil {
 			lastErr = err
 			continue

@@ -28,7 +28,9 @@ next run from .airlock-partial/ in the output directory; nothing
 unverified is ever written under a file's final name.
 
 A full pull also writes airlock.yaml from the manifest, so the directory
-packs again to the same digest.
+packs again to the same digest, and, when the release was signed with
+airlock sign, model.sig: its OpenSSF Model Signing (OMS v1.0) bundle,
+which model_signing verify checks against the directory.
 
 Roles: model, tokenizer, prompt, safety, eval, doc, code.`,
 		Example: `  airlock pull localhost:5000/support-bot:1.4.0 -o ./support-bot
@@ -77,7 +79,7 @@ Roles: model, tokenizer, prompt, safety, eval, doc, code.`,
 			if asJSON {
 				return writeJSON(g.stdout, map[string]any{
 					"ref": res.Release.Ref.String(), "digest": res.Release.Descriptor.Digest.String(),
-					"dir": out, "files": res.Files, "bytes": res.Bytes, "releaseFile": res.ReleaseFile, "seconds": took.Seconds(),
+					"dir": out, "files": res.Files, "bytes": res.Bytes, "releaseFile": res.ReleaseFile, "omsFile": res.OMSFile, "seconds": took.Seconds(),
 				})
 			}
 			tw := tabwriter.NewWriter(g.stderr, 0, 4, 2, ' ', 0)
@@ -95,6 +97,9 @@ Roles: model, tokenizer, prompt, safety, eval, doc, code.`,
 			tw.Flush()
 			fmt.Fprintf(g.stderr, "pulled %d of %d files (%s downloaded) into %s in %s\n",
 				len(res.Files), len(res.Release.Manifest.Layers), bytesHuman(res.Bytes), out, took.Round(time.Millisecond))
+			if res.OMSFile != "" {
+				fmt.Fprintf(g.stderr, "wrote %s: the release's OpenSSF Model Signing signature\n", res.OMSFile)
+			}
 			fmt.Fprintln(g.stdout, res.Release.Ref)
 			return nil
 		},
