@@ -19,6 +19,9 @@ type Inspection struct {
 	// ReferrersError says why referrers could not be listed; the rest of
 	// the inspection is still valid.
 	ReferrersError string
+	// SignatureTag is cosign v2's signature manifest for the release,
+	// "sha256-<hex>.sig", when it exists (it is a tag, not a referrer).
+	SignatureTag *ocispec.Descriptor `json:"signatureTag,omitempty"`
 }
 
 // Inspect reads a release's manifest, config and referrers.
@@ -38,6 +41,10 @@ func (c *Client) Inspect(ctx context.Context, ref registry.Ref) (*Inspection, er
 	})
 	if err != nil {
 		in.ReferrersError = fmt.Sprintf("listing referrers: %v", mapErr(err))
+	}
+	d := rel.Descriptor.Digest
+	if sig, err := repo.Resolve(ctx, d.Algorithm().String()+"-"+d.Encoded()+".sig"); err == nil {
+		in.SignatureTag = &sig
 	}
 	return in, nil
 }

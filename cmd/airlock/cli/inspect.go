@@ -42,7 +42,7 @@ schema on registries without it. No layer is downloaded.`,
 			if asJSON {
 				return writeJSON(g.stdout, inspectJSON{
 					Ref: in.Ref.String(), Descriptor: in.Descriptor, Manifest: json.RawMessage(in.Raw),
-					Config: in.Config, Release: in.File, Referrers: in.Referrers, ReferrersError: in.ReferrersError,
+					Config: in.Config, Release: in.File, Referrers: in.Referrers, ReferrersError: in.ReferrersError, SignatureTag: in.SignatureTag,
 				})
 			}
 			printInspection(g, in)
@@ -61,6 +61,7 @@ type inspectJSON struct {
 	Release        any             `json:"release,omitempty"`
 	Referrers      any             `json:"referrers"`
 	ReferrersError string          `json:"referrersError,omitempty"`
+	SignatureTag   any             `json:"signatureTag,omitempty"`
 }
 
 func printInspection(g *globals, in *client.Inspection) {
@@ -133,9 +134,17 @@ func printInspection(g *globals, in *client.Inspection) {
 	default:
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, r := range in.Referrers {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", dash(r.ArtifactType), r.Digest, bytesHuman(r.Size))
+			what := dash(r.ArtifactType)
+			if pt := r.Annotations[registry.AnnotationBundlePredicateType]; pt != "" {
+				what += " (" + pt + ")"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", what, r.Digest, bytesHuman(r.Size))
 		}
 		tw.Flush()
+	}
+	if in.SignatureTag != nil {
+		d := in.Descriptor.Digest
+		fmt.Fprintf(w, "\nCosign signature tag: %s-%s.sig (%s)\n", d.Algorithm(), d.Encoded(), in.SignatureTag.Digest)
 	}
 }
 

@@ -47,6 +47,13 @@ func TestSignVerifyCLI(t *testing.T) {
 	if !strings.Contains(signed, "@sha256:") {
 		t.Fatalf("sign printed %q, want the signed digest reference", signed)
 	}
+	// inspect shows all three: the bundle, the OMS bundle, the v2 tag.
+	if code, out, errs := airlock(t, "inspect", ref); code != ExitOK ||
+		!strings.Contains(out, "(https://sigstore.dev/cosign/sign/v1)") ||
+		!strings.Contains(out, "(https://model_signing/signature/v1.0)") ||
+		!strings.Contains(out, "Cosign signature tag: sha256-") {
+		t.Fatalf("inspect after signing: %d\n%s%s", code, out, errs)
+	}
 	for _, r := range []string{ref, signed} {
 		if code, out, errs := airlock(t, "verify", r, "--key", prefix+".pub"); code != ExitOK || !strings.HasPrefix(out, "Verified ") {
 			t.Fatalf("verify %s: %d %s %s", r, code, out, errs)
