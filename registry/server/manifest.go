@@ -159,6 +159,14 @@ func (s *Server) refs(r *http.Request, repo string, m *manifest) ([]digest.Diges
 		if err != nil {
 			return nil, fmt.Errorf("checking blob link: %w", err)
 		}
+		if ok {
+			// A link can outlive its blob until GC's link sweep runs.
+			if _, err := s.cfg.Blobs.Stat(ctx, b.Digest); errors.Is(err, store.ErrBlobUnknown) {
+				ok = false
+			} else if err != nil {
+				return nil, fmt.Errorf("checking blob: %w", err)
+			}
+		}
 		if !ok {
 			return nil, &Error{Code: CodeManifestBlobUnknown, Status: http.StatusBadRequest,
 				Message: "manifest references a blob the repository does not hold", Detail: map[string]string{"digest": b.Digest.String()}}
@@ -210,6 +218,10 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, rt route) e
 	if err != nil {
 		return err
 	}
+	// From checking that the referenced blobs exist to recording the
+	// manifest, garbage collection may not delete blobs (Server.GC).
+	s.sweep.RLock()
+	defer s.sweep.RUnlock()
 	refs, err := s.refs(r, rt.repo, m)
 	if err != nil {
 		return err

@@ -100,6 +100,10 @@ type Server struct {
 	metrics *metrics
 	routes  map[string]map[string]handler
 
+	// sweep is held for reading by manifest PUTs from their blob check to
+	// their commit, and for writing by GC while it deletes blobs.
+	sweep sync.RWMutex
+
 	uploadLocks keyedMutex // serialises requests on one upload session
 	tagLocks    keyedMutex // serialises check-and-set of one tag
 	started     startTimes // upload session start, for upload duration

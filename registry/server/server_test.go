@@ -26,10 +26,11 @@ import (
 
 // fixture is a registry over real stores, served over real HTTP.
 type fixture struct {
-	srv   *httptest.Server
-	host  string
-	blobs store.Blobs
-	meta  store.Meta
+	srv    *httptest.Server
+	server *Server
+	host   string
+	blobs  store.Blobs
+	meta   store.Meta
 }
 
 // storeFlag picks the stores the server tests run on: the on-disk ones
@@ -61,7 +62,8 @@ func start(t *testing.T, cfg Config, opts ...Option) *fixture {
 		cfg.Blobs = f.blobs
 	}
 	cfg.Meta = f.meta
-	f.srv = httptest.NewServer(New(cfg, opts...))
+	f.server = New(cfg, opts...)
+	f.srv = httptest.NewServer(f.server)
 	t.Cleanup(f.srv.Close)
 	f.host = strings.TrimPrefix(f.srv.URL, "http://")
 	return f

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -29,6 +30,12 @@ type GCOptions struct {
 	Now func() time.Time
 	// Actor is recorded in the audit event of a real run; "" means "gc".
 	Actor string
+	// Sweep, when set, is held from the second mark until the last blob
+	// is deleted. A server passes the lock its manifest PUTs hold (for
+	// reading) from checking their blobs to recording the manifest, which
+	// closes the race between such a PUT and the deletion of a blob it
+	// references (server.Server.GC).
+	Sweep sync.Locker
 }
 
 // GCReport says what a GC run removed (or, in a dry run, would remove).
@@ -115,30 +122,9 @@ func GC(ctx context.Context, blobs Blobs, meta Meta, opts GCOptions) (GCReport, 
 		return rep, fmt.Errorf("walking blobs: %w", err)
 	}
 
-	// Mark again: a manifest PUT since the first mark may now reference
-	// a candidate.
-	if len(candidates) > 0 {
-		if live, err = mark(ctx, meta); err != nil {
-			return rep, err
-		}
-	}
-	swept := map[digest.Digest]bool{}
-	for _, c := range candidates {
-		if _, ok := live[c.Digest]; ok {
-			continue
-		}
-		if !opts.DryRun {
-			err := blobs.Delete(ctx, c.Digest)
-			if errors.Is(err, ErrBlobUnknown) {
-				continue // deleted meanwhile
-			}
-			if err != nil {
-				return rep, fmt.Errorf("sweeping %s: %w", c.Digest, err)
-			}
-		}
-		swept[c.Digest] = true
-		rep.Swept = append(rep.Swept, c)
-		rep.SweptBytes += c.Size
+	swept, err := sweep(ctx, blobs, meta, candidates, opts, &rep)
+	if err != nil {
+		return rep, err
 	}
 
 	if err := sweepLinks(ctx, blobs, meta, swept, opts.DryRun, &rep); err != nil {
@@ -165,6 +151,42 @@ func GC(ctx context.Context, blobs Blobs, meta Meta, opts GCOptions) (GCReport, 
 		}
 	}
 	return rep, nil
+}
+
+// sweep marks again (a manifest PUT since the first mark may reference a
+// candidate now) and deletes the candidates still unreferenced, holding
+// opts.Sweep throughout.
+func sweep(ctx context.Context, blobs Blobs, meta Meta, candidates []SweptBlob, opts GCOptions, rep *GCReport) (map[digest.Digest]bool, error) {
+	swept := map[digest.Digest]bool{}
+	if len(candidates) == 0 {
+		return swept, nil
+	}
+	if opts.Sweep != nil && !opts.DryRun {
+		opts.Sweep.Lock()
+		defer opts.Sweep.Unlock()
+	}
+	live, err := mark(ctx, meta)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range candidates {
+		if _, ok := live[c.Digest]; ok {
+			continue
+		}
+		if !opts.DryRun {
+			err := blobs.Delete(ctx, c.Digest)
+			if errors.Is(err, ErrBlobUnknown) {
+				continue // deleted meanwhile
+			}
+			if err != nil {
+				return nil, fmt.Errorf("sweeping %s: %w", c.Digest, err)
+			}
+		}
+		swept[c.Digest] = true
+		rep.Swept = append(rep.Swept, c)
+		rep.SweptBytes += c.Size
+	}
+	return swept, nil
 }
 
 // mark returns the live set.

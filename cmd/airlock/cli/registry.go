@@ -2,13 +2,17 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,7 +90,11 @@ func openStores(root string) (store.Blobs, store.Meta, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening blob store: %w", err)
 	}
-	meta, err := boltstore.New(filepath.Join(root, "meta.db"))
+	meta, err := boltstore.New(filepath.Join(root, "meta.db"), boltstore.WithLockTimeout(2*time.Second))
+	if errors.Is(err, boltstore.ErrLocked) {
+		return nil, nil, fmt.Errorf("%s is in use by another process, probably a running airlock registry serve; "+
+			"run gc through it (airlock registry gc --server URL) or stop it first", root)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening metadata store: %w", err)
 	}
@@ -150,6 +158,7 @@ func serveRegistry(ctx context.Context, g *globals, cfg *registryConfig) error {
 	}
 	opts := []server.Option{server.WithLogger(log), server.WithRegisterer(reg)}
 	var handler http.Handler
+	var regSrv *server.Server
 	if cfg.Auth != nil {
 		acfg := auth.Config{AnonymousPull: cfg.Auth.AnonymousPull, Rules: cfg.Auth.Rules}
 		if cfg.Auth.Htpasswd != "" {
@@ -173,15 +182,21 @@ func serveRegistry(ctx context.Context, g *globals, cfg *registryConfig) error {
 			return fmt.Errorf("auth config: %w", err)
 		}
 		opts = append(opts, server.WithActor(func(r *http.Request) string { return auth.User(r.Context()) }))
-		handler = az.Wrap(server.New(scfg, opts...))
+		regSrv = server.New(scfg, opts...)
+		handler = az.Wrap(regSrv)
 	} else {
-		handler = server.New(scfg, opts...)
+		regSrv = server.New(scfg, opts...)
+		handler = regSrv
 	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("/", handler)
+	mux.Handle(gcPath, gcHandler(regSrv, log))
+	if cfg.GC.Interval > 0 {
+		go runPeriodicGC(ctx, regSrv, log, cfg.GC.Interval, cfg.GC.Grace)
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -221,6 +236,74 @@ func serveRegistry(ctx context.Context, g *globals, cfg *registryConfig) error {
 	return nil
 }
 
+// gcPath is where a running registry takes `airlock registry gc --server`.
+// It is not part of the OCI API and answers loopback clients only.
+const gcPath = "/_airlock/gc"
+
+// gcHandler runs garbage collection in the serving process, which holds
+// the stores, with the sweep excluded against manifest PUTs (Server.GC).
+// POST ?apply=true deletes; otherwise it is a dry run. ?grace=DURATION.
+func gcHandler(s *server.Server, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !loopbackClient(r) {
+			http.Error(w, "garbage collection is only offered to loopback clients", http.StatusForbidden)
+			return
+		}
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "POST "+gcPath+"?apply=true|false&grace=DURATION", http.StatusMethodNotAllowed)
+			return
+		}
+		q := r.URL.Query()
+		opts := store.GCOptions{DryRun: q.Get("apply") != "true", Actor: "gc (" + r.RemoteAddr + ")"}
+		if v := q.Get("grace"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				http.Error(w, fmt.Sprintf("grace %q: want a duration such as 1h", v), http.StatusBadRequest)
+				return
+			}
+			opts.GracePeriod = d
+		}
+		rep, err := s.GC(r.Context(), opts)
+		if err != nil {
+			log.Error("gc", "error", err)
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		log.Info("gc", "dry_run", rep.DryRun, "swept", len(rep.Swept), "bytes", rep.SweptBytes, "stale_links", len(rep.StaleLinks), "stale_uploads", len(rep.StaleUploads))
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(rep)
+	})
+}
+
+func loopbackClient(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// runPeriodicGC collects garbage every interval until ctx ends.
+func runPeriodicGC(ctx context.Context, s *server.Server, log *slog.Logger, interval, grace time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rep, err := s.GC(ctx, store.GCOptions{GracePeriod: grace, Actor: "gc (periodic)"})
+		if err != nil {
+			log.Error("periodic gc", "error", err)
+			continue
+		}
+		log.Info("periodic gc", "swept", len(rep.Swept), "bytes", rep.SweptBytes, "stale_links", len(rep.StaleLinks), "stale_uploads", len(rep.StaleUploads))
+	}
+}
+
 // newLogger builds the structured logger of long-running commands.
 func newLogger(g *globals, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
@@ -243,18 +326,30 @@ func newRegistryGCCmd(g *globals) *cobra.Command {
 	var rf registryFlags
 	var apply bool
 	var grace time.Duration
+	var serverURL string
 	cmd := &cobra.Command{
 		Use:   "gc",
 		Short: "Delete blobs no manifest references (dry run unless --apply)",
 		Long: `GC finds blobs that no manifest in any repository references and that are
 older than --grace, and deletes them with --apply (by default it only
-reports). The grace period protects blobs of pushes still in progress,
-whose manifest has not arrived yet, so gc is safe while the registry
-serves. Stale upload sessions older than --grace are removed too.`,
-		Example: `  airlock registry gc --root /var/lib/airlock
-  airlock registry gc --root /var/lib/airlock --apply`,
+reports). Stale upload sessions older than --grace are removed too.
+
+While the registry serves, it holds its storage, so run gc through it:
+--server URL asks the running registry (loopback only) to collect, with
+its deletions excluded against manifest pushes: a push that references an
+old unreferenced blob either keeps it or is told the blob is unknown, and
+never leaves a manifest without its blob. The grace period protects blobs
+of pushes whose manifest has not arrived yet. A registry can also collect
+on its own (gc: interval: in its config). With --root, gc works on a
+registry that is not running.`,
+		Example: `  airlock registry gc --server http://127.0.0.1:5000
+  airlock registry gc --server http://127.0.0.1:5000 --apply
+  airlock registry gc --root /var/lib/airlock --apply      # registry stopped`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if serverURL != "" {
+				return remoteGC(cmd.Context(), g, serverURL, apply, grace)
+			}
 			return rf.withStores(func(blobs store.Blobs, meta store.Meta) error {
 				rep, err := store.GC(cmd.Context(), blobs, meta, store.GCOptions{DryRun: !apply, GracePeriod: grace})
 				if err != nil {
@@ -267,7 +362,38 @@ serves. Stale upload sessions older than --grace are removed too.`,
 	rf.register(cmd)
 	cmd.Flags().BoolVar(&apply, "apply", false, "delete what would be deleted (default: report only)")
 	cmd.Flags().DurationVar(&grace, "grace", time.Hour, "keep unreferenced blobs younger than this (0 means the default, 1h)")
+	cmd.Flags().StringVar(&serverURL, "server", "", "run gc in the registry serving at this URL (http://127.0.0.1:5000)")
 	return cmd
+}
+
+// remoteGC asks a running registry to collect garbage and prints its report.
+func remoteGC(ctx context.Context, g *globals, base string, apply bool, grace time.Duration) error {
+	u, err := url.Parse(strings.TrimSuffix(base, "/") + gcPath)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usagef("--server %q: want a URL such as http://127.0.0.1:5000", base)
+	}
+	u.RawQuery = url.Values{"apply": {strconv.FormatBool(apply)}, "grace": {grace.String()}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("asking %s to collect garbage: %w", base, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s: %s", u.Redacted(), resp.Status, strings.TrimSpace(string(body)))
+	}
+	var rep store.GCReport
+	if err := json.Unmarshal(body, &rep); err != nil {
+		return fmt.Errorf("%s: unreadable report: %w", base, err)
+	}
+	return writeJSON(g.stdout, rep)
 }
 
 func newRegistryFsckCmd(g *globals) *cobra.Command {

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -60,6 +62,28 @@ func TestRegistryServeGCFsck(t *testing.T) {
 	if !strings.Contains(metrics.String(), "airlock_registry_requests_total") {
 		t.Error("no airlock_registry_requests_total on /metrics")
 	}
+	// While it serves, the registry holds its storage: gc --root says so,
+	// gc --server runs inside it.
+	if code, _, stderr := airlock(t, "registry", "gc", "--root", root); code != ExitError || !strings.Contains(stderr, "gc --server") {
+		t.Fatalf("gc --root of a served registry: exit %d %s", code, stderr)
+	}
+	// A re-pushed tag would leave garbage, but release tags are immutable;
+	// an unreferenced blob is garbage once older than the (zero) grace.
+	orphan := []byte("orphan blob")
+	od := "sha256:" + fmt.Sprintf("%x", sha256.Sum256(orphan))
+	resp, err = http.Post("http://"+host+"/v2/acme/orphan/blobs/uploads/?digest="+od, "application/octet-stream", bytes.NewReader(orphan))
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("orphan blob: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	code, out, stderr := airlock(t, "registry", "gc", "--server", "http://"+host, "--grace", "1ns", "--apply")
+	var remote struct {
+		DryRun bool
+		Swept  []struct{ Digest string }
+	}
+	if code != ExitOK || json.Unmarshal([]byte(out), &remote) != nil || remote.DryRun || len(remote.Swept) != 1 || remote.Swept[0].Digest != od {
+		t.Fatalf("gc --server --apply: exit %d %s %s", code, out, stderr)
+	}
 	stop()
 	select {
 	case code := <-done:
@@ -70,7 +94,7 @@ func TestRegistryServeGCFsck(t *testing.T) {
 		t.Fatal("serve did not stop")
 	}
 
-	code, out, stderr := airlock(t, "registry", "fsck", "--root", root, "--verify-content")
+	code, out, stderr = airlock(t, "registry", "fsck", "--root", root, "--verify-content")
 	var rep struct {
 		Blobs, Manifests int
 		Problems         []any

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/airlock-dev/airlock/registry/auth"
 	"gopkg.in/yaml.v3"
@@ -39,6 +40,13 @@ type registryConfig struct {
 		Format string `yaml:"format"` // text (default) or json
 		Level  string `yaml:"level"`  // debug, info (default), warn, error
 	} `yaml:"log"`
+	// GC runs garbage collection inside the server every Interval (0: never;
+	// `airlock registry gc --server` runs it on demand), deleting
+	// unreferenced blobs older than Grace (0: one hour).
+	GC struct {
+		Interval time.Duration `yaml:"interval"`
+		Grace    time.Duration `yaml:"grace"`
+	} `yaml:"gc"`
 }
 
 // loadRegistryConfig reads a config file strictly: unknown keys are errors.

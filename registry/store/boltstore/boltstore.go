@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -54,6 +55,10 @@ func WithNow(now func() time.Time) Option { return func(s *Store) { s.now = now 
 // on it. The default is 5 seconds.
 func WithLockTimeout(d time.Duration) Option { return func(s *Store) { s.timeout = d } }
 
+// ErrLocked is New's error when another process (a running registry)
+// holds the database past the lock timeout.
+var ErrLocked = errors.New("in use by another process")
+
 // New opens (creating if needed) the metadata database at path.
 func New(path string, opts ...Option) (*Store, error) {
 	s := &Store{now: time.Now, timeout: 5 * time.Second}
@@ -61,6 +66,9 @@ func New(path string, opts ...Option) (*Store, error) {
 		o(s)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: s.timeout})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("opening %s: %w", path, ErrLocked)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
