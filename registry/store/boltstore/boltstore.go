@@ -11,6 +11,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/airlock-dev/airlock/registry/store"
 )
@@ -66,7 +67,7 @@ func New(path string, opts ...Option) (*Store, error) {
 		o(s)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: s.timeout})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("opening %s: %w", path, ErrLocked)
 	}
 	if err != nil {
