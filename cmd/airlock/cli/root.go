@@ -101,6 +101,7 @@ Exit codes: 0 success, 1 policy deny, 2 error or bad input, 64 usage.`,
 		newSignCmd(g),
 		newVerifyCmd(g),
 		newAttestCmd(g),
+		newSBOMCmd(g),
 		newVersionCmd(g),
 	)
 	err := root.ExecuteContext(ctx)
