@@ -87,7 +87,14 @@ func run(ctx context.Context, bin, example string) error {
 	if _, err := step("Verify it; cosign verify --key accepts the same signatures.", "verify", repo+":1.4.0", "--key", key+".pub"); err != nil {
 		return err
 	}
-	if _, err := step("Inspect the release: parts, roles, sizes, annotations, and the signatures as referrers.", "inspect", repo+":1.4.0"); err != nil {
+	bom := filepath.Join(work, "support-bot.cdx.json")
+	if _, err := step("Write its CycloneDX ML-BOM and attach it, signed, as an attestation.", "sbom", repo+":1.4.0", "-o", bom, "--attach", "--key", key+".key"); err != nil {
+		return err
+	}
+	if _, err := step("Check the attestation by its predicate type.", "verify", repo+":1.4.0", "--key", key+".pub", "--attestations", "cyclonedx"); err != nil {
+		return err
+	}
+	if _, err := step("Inspect the release: parts, roles, sizes, annotations, and signatures and attestations as referrers.", "inspect", repo+":1.4.0"); err != nil {
 		return err
 	}
 	out := filepath.Join(work, "prompts-only")
@@ -99,7 +106,7 @@ func run(ctx context.Context, bin, example string) error {
 		return err
 	}
 	fmt.Printf("# The pulled system prompt starts with: %q\n\n", strings.SplitN(string(data), "\n", 2)[0])
-	fmt.Printf("Done: packed %s, pushed it to %s, signed and verified it, pulled one part back.\n", digest, pushed)
+	fmt.Printf("Done: packed %s, pushed it to %s, signed it, attached its ML-BOM, verified both, pulled one part back.\n", digest, pushed)
 	return nil
 }
 
