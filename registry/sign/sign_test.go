@@ -382,6 +382,26 @@ func TestInteropCosign(t *testing.T) {
 					t.Fatalf("airlock verify: %v %+v", err, rep)
 				}
 			})
+			t.Run("airlock verifies cosign attest (the .att tag)", func(t *testing.T) {
+				d := pushRelease(t, r, "", "cosign legacy attest")
+				pred := filepath.Join(dir, "predicate-legacy.json")
+				if err := os.WriteFile(pred, []byte(`{"suite":"golden","passRate":0.91}`), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				const typ = "https://airlock.dev/attestations/eval/v1"
+				if out, err := cosign(t, "attest", "--key", name+"-cosign.key", "--tlog-upload=false", "-y",
+					"--type", typ, "--predicate", pred, srv.Host+"/bot@"+d.Digest.String()); err != nil {
+					t.Fatalf("cosign attest: %v\n%s", err, out)
+				}
+				rep, err := sign.Verify(ctx, refOf(t, srv.Host, "bot"), d.Digest, []*sign.Verifier{cv}, sign.VerifyOptions{PredicateType: typ}, plain)
+				if err != nil || rep.Matches[0].Layout != "tag" || rep.Matches[0].PredicateType != typ {
+					t.Fatalf("airlock verify --attestations: %v %+v", err, rep)
+				}
+				// The same attestation is no bench result.
+				if _, err := sign.Verify(ctx, refOf(t, srv.Host, "bot"), d.Digest, []*sign.Verifier{cv}, sign.VerifyOptions{PredicateType: "https://airlock.dev/attestations/bench/v1"}, plain); !errors.Is(err, sign.ErrNotVerified) {
+					t.Fatalf("verify of another predicate type: %v", err)
+				}
+			})
 			t.Run("airlock verifies cosign attest --new-bundle-format", func(t *testing.T) {
 				d := pushRelease(t, r, "", "cosign attest")
 				pred := filepath.Join(dir, "predicate.json")

@@ -2,6 +2,7 @@ package sign
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
+	"github.com/sigstore/cosign/v2/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/types"
 	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
@@ -93,6 +95,11 @@ func Verify(ctx context.Context, ref registry.Ref, d digest.Digest, keys []*Veri
 	ses := r.session(ctx)
 	if opts.PredicateType == "" && opts.Layout != LayoutBundle {
 		if err := verifyTag(ctx, t, keys, ses, rep); err != nil {
+			return rep, err
+		}
+	}
+	if opts.PredicateType != "" && opts.Layout != LayoutBundle {
+		if err := verifyAttTag(ctx, t, keys, opts.PredicateType, ses, rep); err != nil {
 			return rep, err
 		}
 	}
@@ -177,6 +184,88 @@ func verifyTag(ctx context.Context, t name.Digest, keys []*Verifier, ses session
 			Reason: fmt.Sprintf("%d cosign signature(s) under %s, none by a trusted key or none for this digest", len(list), sigTag(t))})
 	}
 	return nil
+}
+
+// verifyAttTag checks cosign v2's attestation tag, sha256-<hex>.att (what
+// plain cosign attest writes): DSSE envelopes whose in-toto statement must
+// name the release digest (cosign's claim verifier) and have the wanted
+// predicate type.
+func verifyAttTag(ctx context.Context, t name.Digest, keys []*Verifier, predicateType string, ses session, rep *Report) error {
+	tag, err := ociremote.AttestationTag(t, ses.opts...)
+	if err != nil {
+		return fmt.Errorf("naming the cosign attestation tag: %w", err)
+	}
+	atts, err := ociremote.Signatures(tag, ses.opts...)
+	if err != nil {
+		return fmt.Errorf("reading cosign attestations: %w", err)
+	}
+	list, err := atts.Get()
+	if err != nil {
+		return fmt.Errorf("reading cosign attestations: %w", err)
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	matched := false
+	for _, k := range keys {
+		co := &cosign.CheckOpts{
+			RegistryClientOpts: ses.opts,
+			SigVerifier:        k.Verifier,
+			IgnoreTlog:         true,
+			IgnoreSCT:          true,
+			ClaimVerifier:      cosign.IntotoSubjectClaimVerifier,
+		}
+		checked, _, err := cosign.VerifyImageAttestations(ctx, t, co)
+		if err != nil {
+			var noMatch *cosign.ErrNoMatchingAttestations
+			if errors.As(err, &noMatch) {
+				continue
+			}
+			return fmt.Errorf("verifying cosign attestations: %w", err)
+		}
+		for _, a := range checked {
+			pt, err := envelopePredicateType(a)
+			if err != nil {
+				rep.Problems = append(rep.Problems, Finding{Layout: "tag", Reason: "cosign attestation: " + err.Error()})
+				continue
+			}
+			if pt == predicateType {
+				rep.Matches = append(rep.Matches, Match{Layout: "tag", Key: k.Name, KeyID: k.KeyID, PredicateType: pt})
+				matched = true
+			}
+		}
+	}
+	if !matched {
+		rep.Ignored = append(rep.Ignored, Finding{Layout: "tag",
+			Reason: fmt.Sprintf("%d cosign attestation(s) under %s, none of type %s by a trusted key", len(list), strings.Replace(sigTag(t), ".sig", ".att", 1), predicateType)})
+	}
+	return nil
+}
+
+// envelopePredicateType reads the predicate type of the statement inside a
+// cosign attestation (a DSSE envelope).
+func envelopePredicateType(a oci.Signature) (string, error) {
+	p, err := a.Payload()
+	if err != nil {
+		return "", err
+	}
+	var env struct {
+		Payload string `json:"payload"`
+	}
+	if err := json.Unmarshal(p, &env); err != nil {
+		return "", fmt.Errorf("not a DSSE envelope: %w", err)
+	}
+	st, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		return "", fmt.Errorf("envelope payload: %w", err)
+	}
+	var s struct {
+		PredicateType string `json:"predicateType"`
+	}
+	if err := json.Unmarshal(st, &s); err != nil {
+		return "", fmt.Errorf("statement: %w", err)
+	}
+	return s.PredicateType, nil
 }
 
 func sigTag(t name.Digest) string {
