@@ -23,6 +23,7 @@ func TestImportGraph(t *testing.T) {
 		"github.com/google/go-containerregistry": {mod + "registry/regtest", mod + "registry/sign", mod + "bench/"},
 		"github.com/sigstore/":                   {mod + "registry/sign"},
 		"github.com/CycloneDX/cyclonedx-go":      {mod + "registry/sbom"},
+		"github.com/NVIDIA/go-nvml":              {mod + "runner/gpu"},
 		"github.com/spf13/cobra":                 {mod + "cmd/"},
 		"gopkg.in/yaml.v3":                       {mod + "registry/pack", mod + "registry/client", mod + "cmd/"},
 	}
