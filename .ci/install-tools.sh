@@ -3,7 +3,8 @@
 # use, on a fresh Debian 12 machine that already has Go:
 #
 #   Debian packages  docker-registry (distribution v2.8.2), skopeo
-#   Go tools         crane, regctl and cosign, pinned, into $REPO/.tools/bin
+#   Go tools         crane, regctl, cosign (v2) and cosign3 (v3), pinned,
+#                    into $REPO/.tools/bin
 #   with "bench"     also distribution v3's registry as .tools/bin/distribution-v3
 #                    (make bench compares the embedded registry with it; the
 #                    build takes about three minutes on two cores)
@@ -19,6 +20,8 @@ REGCTL_MODULE=github.com/regclient/regclient/cmd/regctl
 REGCTL_VERSION=v0.9.2
 COSIGN_MODULE=github.com/sigstore/cosign/v2/cmd/cosign
 COSIGN_VERSION=v2.6.5
+COSIGN3_MODULE=github.com/sigstore/cosign/v3/cmd/cosign
+COSIGN3_VERSION=v3.1.3
 GOLANGCI_MODULE=github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 GOLANGCI_VERSION=v2.5.0
 DISTRIBUTION_MODULE=github.com/distribution/distribution/v3/cmd/registry
@@ -122,6 +125,7 @@ all | bench)
 	go_tool crane "$CRANE_MODULE" "$CRANE_VERSION"
 	go_tool regctl "$REGCTL_MODULE" "$REGCTL_VERSION"
 	go_tool cosign "$COSIGN_MODULE" "$COSIGN_VERSION"
+	go_tool cosign3 "$COSIGN3_MODULE" "$COSIGN3_VERSION"
 	if [[ $what == bench ]]; then
 		go_tool distribution-v3 "$DISTRIBUTION_MODULE" "$DISTRIBUTION_VERSION"
 	fi

@@ -421,3 +421,72 @@ func TestInteropCosign(t *testing.T) {
 		})
 	}
 }
+
+// TestInteropCosignV3: cosign v3.1.3, whose default is the Sigstore bundle
+// referrer, verifies what airlock signs without extra flags, and airlock
+// verifies what cosign v3 signs and attests. Offline, cosign v3 signs with
+// a signing config that names no services and an empty trusted root.
+func TestInteropCosignV3(t *testing.T) {
+	cosignBin := regtest.Tool(t, "cosign3")
+	ctx := context.Background()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "trusted_root.json")
+	signingConfig := filepath.Join(dir, "signing_config.json")
+	pred := filepath.Join(dir, "predicate.json")
+	for p, content := range map[string]string{
+		root:          `{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}`,
+		signingConfig: `{"mediaType":"application/vnd.dev.sigstore.signingconfig.v0.2+json","rekorTlogConfig":{},"tsaConfig":{}}`,
+		pred:          `{"suite":"golden","passRate":0.97}`,
+	} {
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := append(os.Environ(), "COSIGN_PASSWORD=pw", "HOME="+dir, "DOCKER_CONFIG="+dir, "TUF_ROOT="+filepath.Join(dir, "tuf"))
+	cosign := func(t *testing.T, args ...string) {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, cosignBin, args...)
+		cmd.Env, cmd.Dir = env, dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("cosign %s: %v\n%s", args[0], err, out)
+		}
+	}
+	cosign(t, "generate-key-pair", "--output-key-prefix", "v3")
+	cosignPub, err := os.ReadFile(filepath.Join(dir, "v3.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cv, err := sign.LoadVerifier(cosignPub, "v3.pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, srv := range registries(t) {
+		t.Run(name, func(t *testing.T) {
+			s, _, _, pubPEM := newKey(t, "pw")
+			pubPath := filepath.Join(dir, name+"-airlock.pub")
+			if err := os.WriteFile(pubPath, pubPEM, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := repo(t, srv.Host, "bot")
+			ref := refOf(t, srv.Host, "bot")
+			for _, lay := range []sign.Layout{sign.LayoutBoth, sign.LayoutBundle} {
+				d := pushRelease(t, r, "", "for cosign v3, layout "+lay.String())
+				if _, err := sign.Sign(ctx, ref, d.Digest, s, lay, plain); err != nil {
+					t.Fatal(err)
+				}
+				cosign(t, "verify", "--key", pubPath, "--insecure-ignore-tlog", srv.Host+"/bot@"+d.Digest.String())
+			}
+			d := pushRelease(t, r, "", "signed by cosign v3")
+			target := srv.Host + "/bot@" + d.Digest.String()
+			cosign(t, "sign", "--key", "v3.key", "--signing-config", signingConfig, "--trusted-root", root, "-y", target)
+			const typ = "https://airlock.dev/attestations/eval/v1"
+			cosign(t, "attest", "--key", "v3.key", "--signing-config", signingConfig, "--trusted-root", root, "-y", "--type", typ, "--predicate", pred, target)
+			if rep, err := sign.Verify(ctx, ref, d.Digest, []*sign.Verifier{cv}, sign.VerifyOptions{}, plain); err != nil || rep.Matches[0].Layout != "bundle" {
+				t.Fatalf("airlock verify of cosign v3's signature: %v %+v", err, rep)
+			}
+			if _, err := sign.Verify(ctx, ref, d.Digest, []*sign.Verifier{cv}, sign.VerifyOptions{PredicateType: typ}, plain); err != nil {
+				t.Fatalf("airlock verify of cosign v3's attestation: %v", err)
+			}
+		})
+	}
+}
