@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -274,6 +275,19 @@ func TestTampering(t *testing.T) {
 				m.Subject = &e
 				pushManifest(t, r, m, "")
 				fails(t, e.Digest, sign.VerifyOptions{PredicateType: "https://airlock.dev/attestations/eval/v1"}, "does not match")
+			})
+			t.Run("expired attestation", func(t *testing.T) {
+				g := pushRelease(t, r, "", "weights G")
+				const verdict = "https://airlock.dev/attestations/verdict/v1"
+				if err := sign.Attest(ctx, refA, g.Digest, s, verdict, []byte(`{"decision":"pass","expires":"2026-01-01T00:00:00Z"}`), plain); err != nil {
+					t.Fatal(err)
+				}
+				fails(t, g.Digest, sign.VerifyOptions{PredicateType: verdict}, "attestation expired at 2026-01-01T00:00:00Z")
+				// Before its expiry it verifies.
+				before := func() time.Time { return time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC) }
+				if _, err := sign.Verify(ctx, refA, g.Digest, keys, sign.VerifyOptions{PredicateType: verdict, Now: before}, plain); err != nil {
+					t.Fatalf("before expiry: %v", err)
+				}
 			})
 			t.Run("wrong predicate type", func(t *testing.T) {
 				f := pushRelease(t, r, "", "weights F")

@@ -22,6 +22,8 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/types"
 	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/verify"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/airlock-dev/airlock/registry"
 )
@@ -99,7 +101,7 @@ func Verify(ctx context.Context, ref registry.Ref, d digest.Digest, keys []*Veri
 		}
 	}
 	if opts.PredicateType != "" && opts.Layout != LayoutBundle {
-		if err := verifyAttTag(ctx, t, keys, opts.PredicateType, ses, rep); err != nil {
+		if err := verifyAttTag(ctx, t, keys, opts.PredicateType, opts.now(), ses, rep); err != nil {
 			return rep, err
 		}
 	}
@@ -108,7 +110,7 @@ func Verify(ctx context.Context, ref registry.Ref, d digest.Digest, keys []*Veri
 		if want == "" {
 			want = types.CosignSignPredicateType
 		}
-		if err := verifyBundles(ctx, t, keys, want, ses, rep); err != nil {
+		if err := verifyBundles(ctx, t, keys, want, opts.now(), ses, rep); err != nil {
 			return rep, err
 		}
 	}
@@ -190,7 +192,7 @@ func verifyTag(ctx context.Context, t name.Digest, keys []*Verifier, ses session
 // plain cosign attest writes): DSSE envelopes whose in-toto statement must
 // name the release digest (cosign's claim verifier) and have the wanted
 // predicate type.
-func verifyAttTag(ctx context.Context, t name.Digest, keys []*Verifier, predicateType string, ses session, rep *Report) error {
+func verifyAttTag(ctx context.Context, t name.Digest, keys []*Verifier, predicateType string, now time.Time, ses session, rep *Report) error {
 	tag, err := ociremote.AttestationTag(t, ses.opts...)
 	if err != nil {
 		return fmt.Errorf("naming the cosign attestation tag: %w", err)
@@ -224,15 +226,20 @@ func verifyAttTag(ctx context.Context, t name.Digest, keys []*Verifier, predicat
 			return fmt.Errorf("verifying cosign attestations: %w", err)
 		}
 		for _, a := range checked {
-			pt, err := envelopePredicateType(a)
+			pt, expires, err := envelopeStatement(a)
 			if err != nil {
 				rep.Problems = append(rep.Problems, Finding{Layout: "tag", Reason: "cosign attestation: " + err.Error()})
 				continue
 			}
-			if pt == predicateType {
-				rep.Matches = append(rep.Matches, Match{Layout: "tag", Key: k.Name, KeyID: k.KeyID, PredicateType: pt})
-				matched = true
+			if pt != predicateType {
+				continue
 			}
+			if err := checkExpiry(expires, now); err != nil {
+				rep.Problems = append(rep.Problems, Finding{Layout: "tag", Reason: "cosign attestation: " + err.Error()})
+				continue
+			}
+			rep.Matches = append(rep.Matches, Match{Layout: "tag", Key: k.Name, KeyID: k.KeyID, PredicateType: pt})
+			matched = true
 		}
 	}
 	if !matched {
@@ -242,30 +249,69 @@ func verifyAttTag(ctx context.Context, t name.Digest, keys []*Verifier, predicat
 	return nil
 }
 
-// envelopePredicateType reads the predicate type of the statement inside a
-// cosign attestation (a DSSE envelope).
-func envelopePredicateType(a oci.Signature) (string, error) {
+// envelopeStatement reads the predicate type and the predicate's expires
+// field of the statement inside a cosign attestation (a DSSE envelope).
+func envelopeStatement(a oci.Signature) (string, *structpb.Value, error) {
 	p, err := a.Payload()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	var env struct {
 		Payload string `json:"payload"`
 	}
 	if err := json.Unmarshal(p, &env); err != nil {
-		return "", fmt.Errorf("not a DSSE envelope: %w", err)
+		return "", nil, fmt.Errorf("not a DSSE envelope: %w", err)
 	}
 	st, err := base64.StdEncoding.DecodeString(env.Payload)
 	if err != nil {
-		return "", fmt.Errorf("envelope payload: %w", err)
+		return "", nil, fmt.Errorf("envelope payload: %w", err)
 	}
 	var s struct {
-		PredicateType string `json:"predicateType"`
+		PredicateType string          `json:"predicateType"`
+		Predicate     json.RawMessage `json:"predicate"`
 	}
 	if err := json.Unmarshal(st, &s); err != nil {
-		return "", fmt.Errorf("statement: %w", err)
+		return "", nil, fmt.Errorf("statement: %w", err)
 	}
-	return s.PredicateType, nil
+	var pred struct {
+		Expires json.RawMessage `json:"expires"`
+	}
+	if len(s.Predicate) == 0 || json.Unmarshal(s.Predicate, &pred) != nil || len(pred.Expires) == 0 {
+		return s.PredicateType, nil, nil
+	}
+	v := &structpb.Value{}
+	if err := protojson.Unmarshal(pred.Expires, v); err != nil {
+		return "", nil, fmt.Errorf("predicate expires: %w", err)
+	}
+	return s.PredicateType, v, nil
+}
+
+// checkExpiry enforces a predicate's "expires" field (RFC 3339), which
+// Airlock's own predicates carry (a verdict is valid until then): absent
+// means no expiry; anything but a time in the future fails.
+func checkExpiry(v *structpb.Value, now time.Time) error {
+	if v == nil {
+		return nil
+	}
+	s, ok := v.GetKind().(*structpb.Value_StringValue)
+	if !ok {
+		return fmt.Errorf("predicate expires is not an RFC 3339 time")
+	}
+	t, err := time.Parse(time.RFC3339, s.StringValue)
+	if err != nil {
+		return fmt.Errorf("predicate expires %q is not an RFC 3339 time", s.StringValue)
+	}
+	if !now.Before(t) {
+		return fmt.Errorf("attestation expired at %s", t.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func (o VerifyOptions) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
 }
 
 func sigTag(t name.Digest) string {
@@ -278,7 +324,7 @@ func sigTag(t name.Digest) string {
 // registries without the referrers API carries no annotations and the
 // config's media type as artifactType (cosign#4641), so such an entry is
 // fetched to see what it is.
-func verifyBundles(ctx context.Context, t name.Digest, keys []*Verifier, predicateType string, ses session, rep *Report) error {
+func verifyBundles(ctx context.Context, t name.Digest, keys []*Verifier, predicateType string, now time.Time, ses session, rep *Report) error {
 	idx, err := ociremote.Referrers(t, "", ses.opts...)
 	if err != nil {
 		return fmt.Errorf("listing referrers: %w", err)
@@ -308,7 +354,7 @@ func verifyBundles(ctx context.Context, t name.Digest, keys []*Verifier, predica
 				Reason: fmt.Sprintf("referrer %s: unreadable Sigstore bundle: %v", short(m.Digest), err)})
 			continue
 		}
-		checkBundle(b, m, alg, want, keys, predicateType, rep)
+		checkBundle(b, m, alg, want, keys, predicateType, now, rep)
 	}
 	return nil
 }
@@ -376,7 +422,7 @@ const maxBundle = 16 << 20
 // checkBundle verifies one bundle against each trusted key: signature over
 // the DSSE envelope, no transparency log or timestamps (offline, keys),
 // and the statement's subject equal to the release digest.
-func checkBundle(b *sgbundle.Bundle, m v1.Descriptor, alg string, want []byte, keys []*Verifier, predicateType string, rep *Report) {
+func checkBundle(b *sgbundle.Bundle, m v1.Descriptor, alg string, want []byte, keys []*Verifier, predicateType string, now time.Time, rep *Report) {
 	var lastErr error
 	for _, k := range keys {
 		v, err := verify.NewVerifier(trustKey(k), verify.WithNoObserverTimestamps())
@@ -396,6 +442,11 @@ func checkBundle(b *sgbundle.Bundle, m v1.Descriptor, alg string, want []byte, k
 			}
 			rep.Problems = append(rep.Problems, Finding{Layout: "bundle", Referrer: m.Digest.String(),
 				Reason: fmt.Sprintf("referrer %s: statement has predicate type %q, want %q", short(m.Digest), got, predicateType)})
+			return
+		}
+		if err := checkExpiry(res.Statement.GetPredicate().GetFields()["expires"], now); err != nil {
+			rep.Problems = append(rep.Problems, Finding{Layout: "bundle", Referrer: m.Digest.String(),
+				Reason: fmt.Sprintf("referrer %s: %v", short(m.Digest), err)})
 			return
 		}
 		rep.Matches = append(rep.Matches, Match{Layout: "bundle", Key: k.Name, KeyID: k.KeyID, PredicateType: predicateType, Referrer: m.Digest.String()})
