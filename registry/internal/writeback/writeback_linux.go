@@ -18,7 +18,6 @@ const Window = 32 << 20
 // more than the copy itself, and a model pull does not evict everything
 // else from memory. Errors are ignored: this is advice to the kernel.
 type Writer struct {
-	keep    bool // wait for writeback but leave the pages cached
 	fd      int
 	off     int64 // file offset of the next byte written
 	started int64 // writeback started up to here
@@ -31,16 +30,6 @@ func New(f *os.File) *Writer {
 	return &Writer{fd: int(f.Fd()), off: off, started: off, dropped: off}
 }
 
-// NewKeep is New for a file that will be read again soon (a blob the
-// registry just stored is usually pulled next): writeback still runs behind
-// the writer, so dirty pages stay bounded and a final fsync has little
-// left to do, but the written pages stay in the page cache.
-func NewKeep(f *os.File) *Writer {
-	w := New(f)
-	w.keep = true
-	return w
-}
-
 // Wrote records n more bytes written at the end of the file.
 func (w *Writer) Wrote(n int64) {
 	w.off += n
@@ -51,9 +40,7 @@ func (w *Writer) Wrote(n int64) {
 	if w.started-w.dropped >= Window {
 		_ = unix.SyncFileRange(w.fd, w.dropped, w.started-w.dropped,
 			unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
-		if !w.keep {
-			_ = unix.Fadvise(w.fd, w.dropped, w.started-w.dropped, unix.FADV_DONTNEED)
-		}
+		_ = unix.Fadvise(w.fd, w.dropped, w.started-w.dropped, unix.FADV_DONTNEED)
 		w.dropped = w.started
 	}
 	w.started = w.off

@@ -10,8 +10,5 @@ type Writer struct{}
 // New returns a Writer that does nothing.
 func New(*os.File) *Writer { return &Writer{} }
 
-// NewKeep returns a Writer that does nothing.
-func NewKeep(*os.File) *Writer { return &Writer{} }
-
 // Wrote does nothing.
 func (*Writer) Wrote(int64) {}
