@@ -105,7 +105,7 @@ func Verify(ctx context.Context, ref registry.Ref, d digest.Digest, keys []*Veri
 			return rep, err
 		}
 	}
-	if opts.PredicateType != "" || opts.Layout != LayoutTag {
+	if opts.Layout != LayoutTag {
 		want := opts.PredicateType
 		if want == "" {
 			want = types.CosignSignPredicateType
