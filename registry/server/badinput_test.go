@@ -212,6 +212,8 @@ func TestMetricsAndLog(t *testing.T) {
 		`airlock_registry_request_duration_seconds{method="GET",route="blob"}`:      2,
 		`airlock_registry_bytes_received_total{}`:                                   5,
 		`airlock_registry_upload_duration_seconds{}`:                                1,
+		`airlock_registry_storage_bytes{}`:                                          5,
+		`airlock_registry_storage_blobs{}`:                                          1,
 	} {
 		if got[series] != want {
 			t.Errorf("%s = %v, want %v (have %v)", series, got[series], want, got)
@@ -243,6 +245,8 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 			key := mf.GetName() + "{" + strings.Join(labels, ",") + "}"
 			if h := m.GetHistogram(); h != nil {
 				out[key] = float64(h.GetSampleCount())
+			} else if g := m.GetGauge(); g != nil {
+				out[key] = g.GetValue()
 			} else {
 				out[key] = m.GetCounter().GetValue()
 			}

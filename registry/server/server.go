@@ -129,6 +129,9 @@ func New(cfg Config, opts ...Option) *Server {
 		s.cfg.MaxManifestBytes = DefaultMaxManifestBytes
 	}
 	s.metrics = newMetrics(s.reg)
+	if s.reg != nil && s.cfg.Blobs != nil {
+		s.reg.MustRegister(newStorageCollector(s.cfg.Blobs, s.now))
+	}
 	s.routes = s.routeTable()
 	return s
 }
