@@ -143,31 +143,13 @@ func (rep *Report) reason(opts VerifyOptions) string {
 // verifyTag checks cosign v2's sha256-<hex>.sig layout with cosign's own
 // verifier, once per trusted key.
 func verifyTag(ctx context.Context, t name.Digest, keys []*Verifier, ses session, rep *Report) error {
-	tag, err := ociremote.SignatureTag(t, ses.opts...)
-	if err != nil {
-		return fmt.Errorf("naming the cosign signature tag: %w", err)
-	}
-	sigs, err := ociremote.Signatures(tag, ses.opts...)
-	if err != nil {
-		return fmt.Errorf("reading cosign signatures: %w", err)
-	}
-	list, err := sigs.Get()
-	if err != nil {
-		return fmt.Errorf("reading cosign signatures: %w", err)
-	}
-	if len(list) == 0 {
-		return nil
+	n, err := countTagEntries(t, ociremote.SignatureTag, "signatures", ses)
+	if err != nil || n == 0 {
+		return err
 	}
 	matched := false
 	for _, k := range keys {
-		co := &cosign.CheckOpts{
-			RegistryClientOpts: ses.opts,
-			SigVerifier:        k.Verifier,
-			IgnoreTlog:         true,
-			IgnoreSCT:          true,
-			ClaimVerifier:      cosign.SimpleClaimVerifier,
-		}
-		checked, _, err := cosign.VerifyImageSignatures(ctx, t, co)
+		checked, _, err := cosign.VerifyImageSignatures(ctx, t, offlineCheck(k, cosign.SimpleClaimVerifier, ses))
 		if err != nil {
 			var noMatch *cosign.ErrNoMatchingSignatures
 			var none *cosign.ErrNoSignaturesFound
@@ -183,7 +165,7 @@ func verifyTag(ctx context.Context, t name.Digest, keys []*Verifier, ses session
 	}
 	if !matched {
 		rep.Ignored = append(rep.Ignored, Finding{Layout: "tag",
-			Reason: fmt.Sprintf("%d cosign signature(s) under %s, none by a trusted key or none for this digest", len(list), sigTag(t))})
+			Reason: fmt.Sprintf("%d cosign signature(s) under %s, none by a trusted key or none for this digest", n, sigTag(t))})
 	}
 	return nil
 }
@@ -193,31 +175,13 @@ func verifyTag(ctx context.Context, t name.Digest, keys []*Verifier, ses session
 // name the release digest (cosign's claim verifier) and have the wanted
 // predicate type.
 func verifyAttTag(ctx context.Context, t name.Digest, keys []*Verifier, predicateType string, now time.Time, ses session, rep *Report) error {
-	tag, err := ociremote.AttestationTag(t, ses.opts...)
-	if err != nil {
-		return fmt.Errorf("naming the cosign attestation tag: %w", err)
-	}
-	atts, err := ociremote.Signatures(tag, ses.opts...)
-	if err != nil {
-		return fmt.Errorf("reading cosign attestations: %w", err)
-	}
-	list, err := atts.Get()
-	if err != nil {
-		return fmt.Errorf("reading cosign attestations: %w", err)
-	}
-	if len(list) == 0 {
-		return nil
+	n, err := countTagEntries(t, ociremote.AttestationTag, "attestations", ses)
+	if err != nil || n == 0 {
+		return err
 	}
 	matched := false
 	for _, k := range keys {
-		co := &cosign.CheckOpts{
-			RegistryClientOpts: ses.opts,
-			SigVerifier:        k.Verifier,
-			IgnoreTlog:         true,
-			IgnoreSCT:          true,
-			ClaimVerifier:      cosign.IntotoSubjectClaimVerifier,
-		}
-		checked, _, err := cosign.VerifyImageAttestations(ctx, t, co)
+		checked, _, err := cosign.VerifyImageAttestations(ctx, t, offlineCheck(k, cosign.IntotoSubjectClaimVerifier, ses))
 		if err != nil {
 			var noMatch *cosign.ErrNoMatchingAttestations
 			if errors.As(err, &noMatch) {
@@ -244,7 +208,7 @@ func verifyAttTag(ctx context.Context, t name.Digest, keys []*Verifier, predicat
 	}
 	if !matched {
 		rep.Ignored = append(rep.Ignored, Finding{Layout: "tag",
-			Reason: fmt.Sprintf("%d cosign attestation(s) under %s, none of type %s by a trusted key", len(list), strings.Replace(sigTag(t), ".sig", ".att", 1), predicateType)})
+			Reason: fmt.Sprintf("%d cosign attestation(s) under %s, none of type %s by a trusted key", n, strings.Replace(sigTag(t), ".sig", ".att", 1), predicateType)})
 	}
 	return nil
 }
@@ -312,6 +276,36 @@ func (o VerifyOptions) now() time.Time {
 		return o.Now()
 	}
 	return time.Now()
+}
+
+// countTagEntries counts the entries of one of cosign v2's tags for t
+// (its .sig or .att tag, named by tagOf); a missing tag holds none.
+func countTagEntries(t name.Digest, tagOf func(name.Reference, ...ociremote.Option) (name.Tag, error), what string, ses session) (int, error) {
+	tag, err := tagOf(t, ses.opts...)
+	if err != nil {
+		return 0, fmt.Errorf("naming the cosign %s tag: %w", what, err)
+	}
+	sigs, err := ociremote.Signatures(tag, ses.opts...)
+	if err != nil {
+		return 0, fmt.Errorf("reading cosign %s: %w", what, err)
+	}
+	list, err := sigs.Get()
+	if err != nil {
+		return 0, fmt.Errorf("reading cosign %s: %w", what, err)
+	}
+	return len(list), nil
+}
+
+// offlineCheck is cosign's check of one trusted key with no transparency
+// log and no certificate authority.
+func offlineCheck(k *Verifier, claim func(oci.Signature, v1.Hash, map[string]interface{}) error, ses session) *cosign.CheckOpts {
+	return &cosign.CheckOpts{
+		RegistryClientOpts: ses.opts,
+		SigVerifier:        k.Verifier,
+		IgnoreTlog:         true,
+		IgnoreSCT:          true,
+		ClaimVerifier:      claim,
+	}
 }
 
 func sigTag(t name.Digest) string {
