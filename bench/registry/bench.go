@@ -125,20 +125,7 @@ func bench(ctx context.Context, cfg config) (err error) {
 
 	report := b.report()
 	fmt.Print(report)
-	if cfg.out != "" {
-		out := cfg.out
-		if !filepath.IsAbs(out) {
-			out = filepath.Join(b.root, out)
-		}
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
-			return err
-		}
-		benchkit.Logf("wrote %s", out)
-	}
-	return nil
+	return benchkit.WriteReport(b.root, cfg.out, report)
 }
 
 // start runs a fresh registry of kind name with its storage under dir.
@@ -174,10 +161,10 @@ func (b *runner) runOne(ctx context.Context, name string, run int) (err error) {
 		op string
 		fn func(context.Context, string) error
 	}{
-		{opPut, func(ctx context.Context, host string) error { return b.putMonolithic(ctx, host, b.blobA) }},
+		{opPut, func(ctx context.Context, host string) error { return b.upload(ctx, host, b.blobA, 0) }},
 		{opGetCold, func(ctx context.Context, host string) error { return b.get(ctx, host, b.blobA) }},
 		{opGetWarm, func(ctx context.Context, host string) error { return b.get(ctx, host, b.blobA) }},
-		{opChunked, func(ctx context.Context, host string) error { return b.putChunked(ctx, host, b.blobB) }},
+		{opChunked, func(ctx context.Context, host string) error { return b.upload(ctx, host, b.blobB, b.cfg.chunk) }},
 		{opRelease, b.pushRelease},
 	}
 	for _, s := range steps {
@@ -217,8 +204,10 @@ func (b *runner) runOne(ctx context.Context, name string, run int) (err error) {
 
 const repo = "bench/blobs"
 
-// putMonolithic: POST, then PUT ?digest= with the whole file.
-func (b *runner) putMonolithic(ctx context.Context, host string, bl blob) error {
+// upload sends a blob the way the steps time it: POST, then with chunk 0
+// one PUT ?digest= carrying the whole file (monolithic), else PATCHes of
+// chunk bytes with Content-Range and an empty PUT ?digest=.
+func (b *runner) upload(ctx context.Context, host string, bl blob, chunk int64) error {
 	c := benchkit.RawClient()
 	defer c.CloseIdleConnections()
 	f, err := os.Open(bl.path)
@@ -230,27 +219,13 @@ func (b *runner) putMonolithic(ctx context.Context, host string, bl blob) error 
 	if err != nil {
 		return err
 	}
-	_, err = benchkit.RawDo(ctx, c, http.MethodPut, withDigest(loc, bl.digest), f, bl.size,
-		http.Header{"Content-Type": {"application/octet-stream"}}, http.StatusCreated)
-	return err
-}
-
-// putChunked: POST, PATCH chunks of -chunk bytes with Content-Range, then
-// an empty PUT ?digest=.
-func (b *runner) putChunked(ctx context.Context, host string, bl blob) error {
-	c := benchkit.RawClient()
-	defer c.CloseIdleConnections()
-	f, err := os.Open(bl.path)
-	if err != nil {
+	octets := http.Header{"Content-Type": {"application/octet-stream"}}
+	if chunk == 0 {
+		_, err = benchkit.RawDo(ctx, c, http.MethodPut, withDigest(loc, bl.digest), f, bl.size, octets, http.StatusCreated)
 		return err
 	}
-	defer f.Close()
-	loc, err := benchkit.RawDo(ctx, c, http.MethodPost, uploadsURL(host), nil, 0, nil, http.StatusAccepted)
-	if err != nil {
-		return err
-	}
-	for off := int64(0); off < bl.size; off += b.cfg.chunk {
-		n := min(b.cfg.chunk, bl.size-off)
+	for off := int64(0); off < bl.size; off += chunk {
+		n := min(chunk, bl.size-off)
 		hdr := http.Header{
 			"Content-Type":  {"application/octet-stream"},
 			"Content-Range": {fmt.Sprintf("%d-%d", off, off+n-1)},

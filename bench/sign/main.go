@@ -175,20 +175,7 @@ func bench(ctx context.Context, cfg config) (err error) {
 	}
 	report := renderReport(cfg, times)
 	fmt.Print(report)
-	if cfg.out != "" {
-		out := cfg.out
-		if !filepath.IsAbs(out) {
-			out = filepath.Join(root, out)
-		}
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
-			return err
-		}
-		benchkit.Logf("wrote %s", out)
-	}
-	return nil
+	return benchkit.WriteReport(root, cfg.out, report)
 }
 
 // writeRelease writes a release whose weights file has size bytes (a

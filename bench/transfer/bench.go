@@ -193,20 +193,7 @@ func bench(ctx context.Context, cfg config) (err error) {
 
 	report := b.report()
 	fmt.Print(report)
-	if cfg.out != "" {
-		out := cfg.out
-		if !filepath.IsAbs(out) {
-			out = filepath.Join(b.root, out)
-		}
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
-			return err
-		}
-		benchkit.Logf("wrote %s", out)
-	}
-	return nil
+	return benchkit.WriteReport(b.root, cfg.out, report)
 }
 
 // makeRelease writes the release directory: a random weights file of the

@@ -242,6 +242,26 @@ func RawDo(ctx context.Context, c *http.Client, method string, u *url.URL, body 
 	return u, nil
 }
 
+// WriteReport writes a markdown report to out, relative to the repository
+// root unless absolute, creating its directory; an empty out writes
+// nothing.
+func WriteReport(root, out, report string) error {
+	if out == "" {
+		return nil
+	}
+	if !filepath.IsAbs(out) {
+		out = filepath.Join(root, out)
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
+		return err
+	}
+	Logf("wrote %s", out)
+	return nil
+}
+
 // Tail is the last n lines of s.
 func Tail(s string, n int) string {
 	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
