@@ -131,4 +131,7 @@ type Retry struct {
 	Attempts int           // total attempts; 0 and 1 mean one
 	Base     time.Duration // first backoff; zero means 250ms
 	Max      time.Duration // cap on one wait; zero means 10s
+	// MaxRetryAfter is the longest Retry-After the runner waits for; a
+	// server asking for longer fails the request. Zero means a minute.
+	MaxRetryAfter time.Duration
 }
