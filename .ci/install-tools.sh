@@ -5,6 +5,9 @@
 #   Debian packages  docker-registry (distribution v2.8.2), skopeo
 #   Go tools         crane, regctl, cosign (v2) and cosign3 (v3), pinned,
 #                    into $REPO/.tools/bin
+#   npm packages     node-llama-cpp (llama.cpp's prebuilt CPU binaries for
+#                    Linux x86-64), pinned by runner/process/testdata/llama,
+#                    into $REPO/.tools/llama (runner/process's real-engine test)
 #   with "bench"     also distribution v3's registry as .tools/bin/distribution-v3
 #                    (make bench compares the embedded registry with it; the
 #                    build takes about three minutes on two cores)
@@ -117,6 +120,33 @@ go_tool() {
 	echo "install-tools: installed $name $version in $tools_bin"
 }
 
+# llama_tool installs the npm packages pinned by runner/process/testdata/llama
+# (package.json and its lock) into .tools/llama, once per version of the lock.
+# --ignore-scripts: node-llama-cpp's postinstall would try to download or
+# build llama.cpp; the prebuilt binaries come in @node-llama-cpp/linux-x64.
+# npm install, not npm ci: the lock lacks the macOS and Windows binary
+# packages, which the npm registry this project's builds reach does not have.
+llama_tool() {
+	local src="$repo/runner/process/testdata/llama" dest="$repo/.tools/llama"
+	[[ $(uname -sm) == "Linux x86_64" ]] || return 0
+	if cmp -s "$src/package-lock.json" "$dest/installed-lock.json" && [[ -d $dest/node_modules/node-llama-cpp ]]; then
+		return 0
+	fi
+	if ! command -v npm >/dev/null 2>&1; then
+		echo "install-tools: npm is not on PATH (runner/process's llama test needs Node.js 20 or later and npm)" >&2
+		exit 1
+	fi
+	mkdir -p "$dest"
+	cp "$src/package.json" "$src/package-lock.json" "$dest/"
+	if ! (cd "$dest" && npm install --omit=optional --ignore-scripts --no-audit --no-fund) >"$log" 2>&1; then
+		cat "$log" >&2
+		echo "install-tools: npm install in $dest failed" >&2
+		exit 1
+	fi
+	cp "$src/package-lock.json" "$dest/installed-lock.json"
+	echo "install-tools: installed node-llama-cpp $(cd "$dest" && node -p 'require("./node_modules/node-llama-cpp/package.json").version' 2>/dev/null) in $dest"
+}
+
 case $what in
 lint)
 	go_tool golangci-lint "$GOLANGCI_MODULE" "$GOLANGCI_VERSION"
@@ -126,6 +156,7 @@ all | bench)
 	go_tool regctl "$REGCTL_MODULE" "$REGCTL_VERSION"
 	go_tool cosign "$COSIGN_MODULE" "$COSIGN_VERSION"
 	go_tool cosign3 "$COSIGN3_MODULE" "$COSIGN3_VERSION"
+	llama_tool
 	if [[ $what == bench ]]; then
 		go_tool distribution-v3 "$DISTRIBUTION_MODULE" "$DISTRIBUTION_VERSION"
 	fi
