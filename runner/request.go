@@ -70,5 +70,10 @@ func (r *Request) Validate() error {
 	if r.MaxTokens < 0 {
 		return fmt.Errorf("request %q: max_tokens %d is negative", r.ID, r.MaxTokens)
 	}
+	for _, k := range []string{"model", "messages", "prompt", "stream", "stream_options"} {
+		if _, ok := r.Extra[k]; ok {
+			return fmt.Errorf("request %q: extra body field %q is the runner's to set", r.ID, k)
+		}
+	}
 	return nil
 }
