@@ -148,6 +148,7 @@ func (s *Server) count(outcome string) {
 }
 
 func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
+	arrived := time.Now()
 	if time.Now().Before(s.ready) {
 		apiError(w, http.StatusServiceUnavailable, "loading", "the simulated model is still loading", 0)
 		return
@@ -203,6 +204,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 			return
 		}
 	}
+	arrived = time.Now() // after any wait for a slot: the "prefill" starts now
 	if s.tokens != nil {
 		s.tokens.WithLabelValues("input").Add(float64(promptWords))
 	}
@@ -230,7 +232,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 	}
 	id := "sim-" + strconv.FormatInt(s.ids.Add(1), 10)
 	if req.Stream {
-		s.stream(w, r.Context(), chat, id, pl, promptWords, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+		s.stream(w, r.Context(), arrived, chat, id, pl, promptWords, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
 		return
 	}
 	s.whole(w, r.Context(), chat, id, plays, promptWords)
@@ -379,7 +381,7 @@ func wait(ctx context.Context, t *time.Timer, d time.Duration) bool {
 	}
 }
 
-func (s *Server) stream(w http.ResponseWriter, ctx context.Context, chat bool, id string, pl play, promptTokens int, usage bool) {
+func (s *Server) stream(w http.ResponseWriter, ctx context.Context, arrived time.Time, chat bool, id string, pl play, promptTokens int, usage bool) {
 	fl, _ := w.(http.Flusher)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -422,6 +424,10 @@ func (s *Server) stream(w http.ResponseWriter, ctx context.Context, chat bool, i
 		cut = len(pl.tokens) / 2
 	}
 	sent := 0
+	// Deadlines are kept from the arrival of the request, not from the
+	// last write, so that the stream's timing is the configured one and
+	// does not drift by the cost of each write.
+	next := arrived
 	for i := 0; i < len(pl.tokens); i += per {
 		var d time.Duration
 		if i == 0 {
@@ -434,7 +440,8 @@ func (s *Server) stream(w http.ResponseWriter, ctx context.Context, chat bool, i
 				d += s.draw(s.cfg.PerToken)
 			}
 		}
-		if !wait(ctx, t, d) {
+		next = next.Add(d)
+		if !wait(ctx, t, time.Until(next)) {
 			return
 		}
 		if cut >= 0 && i >= cut {
