@@ -104,8 +104,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "\nrequests %d measured (+%d warm-up), %d ok, %d failed (%.2f%%) in %.2fs\n",
 		s.Requests, s.Warmup, s.Succeeded, s.Failed, 100*s.ErrorRate, s.Duration.Seconds())
-	fmt.Fprintf(&b, "throughput %.2f req/s, %.1f output tok/s (peak %.0f), tokens in %d out %d",
-		s.Rates.RequestsPerSecond, s.Rates.OutputTokensPerSecond, s.Rates.PeakOutputTokensPerSecond, s.Tokens.Input, s.Tokens.Output)
+	fmt.Fprintf(&b, "throughput %.2f req/s, %.1f output tok/s", s.Rates.RequestsPerSecond, s.Rates.OutputTokensPerSecond)
+	if s.Rates.PeakOutputTokensPerSecond > 0 {
+		fmt.Fprintf(&b, " (peak %.0f in a second)", s.Rates.PeakOutputTokensPerSecond)
+	}
+	fmt.Fprintf(&b, ", tokens in %d out %d", s.Tokens.Input, s.Tokens.Output)
 	if s.Tokens.ClientCounted > 0 {
 		fmt.Fprintf(&b, " (%d requests counted by stream events: no server usage)", s.Tokens.ClientCounted)
 	}
