@@ -5,125 +5,109 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"sync"
 )
 
 // sseReader reads Server-Sent Events as OpenAI-compatible servers send
-// them (https://html.spec.whatwg.org/multipage/server-sent-events.html):
-// events end at a blank line; only "data:" lines matter, with or without
-// the space after the colon; lines starting with ":" are comments (pings);
-// other fields (event:, id:, retry:) are ignored. Multi-line data is joined
-// with "\n".
+// them (https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation):
+// lines end in "\n" or "\r\n"; an event ends at a blank line; only data
+// fields matter, with or without the space after the colon, and several
+// data lines are joined with "\n"; lines starting with ":" are comments
+// (pings); other fields (event, id, retry) are ignored. A lone "\r" does
+// not end a line: no server this reads sends one.
 type sseReader struct {
-	r    *bufio.Reader
-	data []byte
+	br    *bufio.Reader
+	long  []byte // a line longer than br's buffer
+	data  []byte
+	first bool // no line read yet (a byte order mark may start the stream)
 }
 
-// sseReaders keeps sseReaders for reuse: a benchmark reads thousands of
-// streams a second, and the buffer is most of a request's garbage.
-type sseReaders struct{ p sync.Pool }
+// maxLine bounds one line; a longer one is not an OpenAI event.
+const maxLine = 8 << 20
 
-func (rs *sseReaders) get(r io.Reader) *sseReader {
-	s, _ := rs.p.Get().(*sseReader)
-	if s == nil {
-		s = &sseReader{r: bufio.NewReaderSize(nil, 8<<10)}
+var errLineTooLong = errors.New("a stream line is longer than 8 MiB")
+
+func newSSEReader() *sseReader { return &sseReader{br: bufio.NewReaderSize(nil, 8<<10)} }
+
+func (s *sseReader) reset(r io.Reader) {
+	s.br.Reset(r)
+	s.data, s.first = s.data[:0], true
+	if cap(s.long) > 64<<10 {
+		s.long = nil
 	}
-	s.r.Reset(r)
-	return s
-}
-
-// put returns s for reuse; s must not be used after.
-func (rs *sseReaders) put(s *sseReader) {
-	s.r.Reset(nil)
 	if cap(s.data) > 64<<10 {
 		s.data = nil
 	}
-	rs.p.Put(s)
 }
 
-
-// errLineTooLong is returned for a line over the reader's limit.
-var errLineTooLong = errors.New("stream line longer than 8 MiB")
-
-const maxLine = 8 << 20
-
-// next returns the data of the next event. The slice is valid until the
-// next call. At the end of the stream it returns io.EOF if the stream
-// ended cleanly between events, or io.ErrUnexpectedEOF with any partial
-// event's data.
+// next returns the data of the next event that has a data field; the
+// slice is valid until the next call. At the end of the body it returns
+// io.EOF, with the data of an event the body ended in, before its blank
+// line, if there was one (the caller decides whether it is whole). Any
+// other error is the body's.
 func (s *sseReader) next() ([]byte, error) {
+	if s.data == nil {
+		s.data = make([]byte, 0, 512) // never nil: an empty trailing event is one
+	}
 	s.data = s.data[:0]
 	have := false
 	for {
 		line, err := s.line()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				if have {
-					return s.data, io.ErrUnexpectedEOF
-				}
-				if len(line) == 0 {
-					return nil, io.EOF
-				}
-				// A last line without its newline.
-				if v, ok := dataValue(line); ok {
-					return append(s.data, v...), io.ErrUnexpectedEOF
-				}
-				return nil, io.EOF
-			}
-			return nil, err
-		}
-		if len(line) == 0 { // blank line: end of event
+		if err == nil && len(line) == 0 { // a blank line ends the event
 			if have {
 				return s.data, nil
 			}
 			continue
 		}
-		if line[0] == ':' {
-			continue
-		}
-		if v, ok := dataValue(line); ok {
-			if have {
-				s.data = append(s.data, '\n')
+		if len(line) > 0 && line[0] != ':' {
+			name, value, _ := bytes.Cut(line, []byte(":"))
+			if string(name) == "data" {
+				if len(value) > 0 && value[0] == ' ' {
+					value = value[1:]
+				}
+				if have {
+					s.data = append(s.data, '\n')
+				}
+				s.data = append(s.data, value...)
+				have = true
 			}
-			s.data = append(s.data, v...)
-			have = true
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) && have {
+				return s.data, io.EOF
+			}
+			return nil, err
 		}
 	}
 }
 
-// line reads one line without its "\n" or "\r\n".
+// line reads one line without its "\n" or "\r\n". At the end of the body
+// it returns the unterminated rest, maybe empty, with io.EOF.
 func (s *sseReader) line() ([]byte, error) {
-	line, err := s.r.ReadSlice('\n')
+	line, err := s.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
-		long := append([]byte(nil), line...)
+		s.long = append(s.long[:0], line...)
 		for errors.Is(err, bufio.ErrBufferFull) {
-			line, err = s.r.ReadSlice('\n')
-			long = append(long, line...)
-			if len(long) > maxLine {
+			line, err = s.br.ReadSlice('\n')
+			s.long = append(s.long, line...)
+			if len(s.long) > maxLine {
 				return nil, errLineTooLong
 			}
 		}
-		line = long
+		line = s.long
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
-	eof := err != nil
-	line = bytes.TrimSuffix(line, []byte("\n"))
-	line = bytes.TrimSuffix(line, []byte("\r"))
-	if eof {
-		return line, io.EOF
+	if s.first {
+		s.first = false
+		line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
 	}
-	return line, nil
-}
-
-func dataValue(line []byte) ([]byte, bool) {
-	v, ok := bytes.CutPrefix(line, []byte("data:"))
-	if !ok {
-		return nil, false
+	n := len(line)
+	if n > 0 && line[n-1] == '\n' {
+		n--
 	}
-	if len(v) > 0 && v[0] == ' ' {
-		v = v[1:]
+	if n > 0 && line[n-1] == '\r' {
+		n--
 	}
-	return v, true
+	return line[:n], err
 }
