@@ -82,7 +82,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("answers[%d]: give match or regex, not both", i))
 		case a.Regex != "":
 			if _, err := regexp.Compile(a.Regex); err != nil {
-				errs = append(errs, fmt.Errorf("answers[%d].regex: %v", i, err))
+				errs = append(errs, fmt.Errorf("answers[%d].regex: %w", i, err))
 			}
 		}
 		if !knownFault(a.Fault) {

@@ -106,7 +106,7 @@ func apiError(w http.ResponseWriter, status int, code, msg string, retryAfter ti
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": code, "code": code}})
-	w.Write(b)
+	_, _ = w.Write(b) // a client that left is not the simulator's problem
 }
 
 type request struct {
@@ -148,7 +148,6 @@ func (s *Server) count(outcome string) {
 }
 
 func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
-	arrived := time.Now()
 	if time.Now().Before(s.ready) {
 		apiError(w, http.StatusServiceUnavailable, "loading", "the simulated model is still loading", 0)
 		return
@@ -204,7 +203,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 			return
 		}
 	}
-	arrived = time.Now() // after any wait for a slot: the "prefill" starts now
+	arrived := time.Now() // after any wait for a slot: the "prefill" starts now
 	if s.tokens != nil {
 		s.tokens.WithLabelValues("input").Add(float64(promptWords))
 	}
@@ -224,7 +223,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 		s.count("fault")
 		if hj, ok := w.(http.Hijacker); ok {
 			if c, _, err := hj.Hijack(); err == nil {
-				c.Close()
+				_ = c.Close()
 				return
 			}
 		}
@@ -396,7 +395,7 @@ func (s *Server) stream(w http.ResponseWriter, ctx context.Context, arrived time
 		buf = append(buf[:0], head...)
 		buf = append(buf, choices...)
 		buf = append(buf, "}\n\n"...)
-		w.Write(buf)
+		_, _ = w.Write(buf)
 		if fl != nil {
 			fl.Flush()
 		}
@@ -413,7 +412,7 @@ func (s *Server) stream(w http.ResponseWriter, ctx context.Context, arrived time
 		return
 	case "garbage":
 		s.count("fault")
-		io.WriteString(w, "data: {not json\n\n")
+		_, _ = io.WriteString(w, "data: {not json\n\n")
 		return
 	}
 	t := time.NewTimer(time.Hour)
@@ -468,7 +467,7 @@ func (s *Server) stream(w http.ResponseWriter, ctx context.Context, arrived time
 	if usage {
 		send(fmt.Sprintf(`[],"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}`, promptTokens, sent, promptTokens+sent))
 	}
-	io.WriteString(w, "data: [DONE]\n\n")
+	_, _ = io.WriteString(w, "data: [DONE]\n\n")
 	s.done(pl, sent)
 }
 
@@ -509,7 +508,7 @@ func (s *Server) whole(w http.ResponseWriter, ctx context.Context, chat bool, id
 		if pl.fault == "cut" || pl.fault == "garbage" {
 			s.count("fault")
 			w.Header().Set("Content-Type", "application/json")
-			io.WriteString(w, `{"choices":[{"index":0,`)
+			_, _ = io.WriteString(w, `{"choices":[{"index":0,`)
 			panic(http.ErrAbortHandler)
 		}
 	}
