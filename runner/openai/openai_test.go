@@ -831,3 +831,19 @@ func TestHeaders(t *testing.T) {
 		t.Error("a request changed the engine's headers")
 	}
 }
+
+func TestIsJSON(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/json":                true,
+		"application/json; charset=utf-8": true,
+		"Application/JSON ;charset=utf-8": true,
+		"text/event-stream":               false,
+		"application/jsonl":               false,
+		"application/x-ndjson":            false,
+		"":                                false,
+	} {
+		if got := isJSON(http.Header{"Content-Type": {ct}}); got != want {
+			t.Errorf("isJSON(%q) = %t, want %t", ct, got, want)
+		}
+	}
+}
