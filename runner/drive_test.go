@@ -184,7 +184,7 @@ func TestRunBatches(t *testing.T) {
 		t.Errorf("batched %d requests, want 10 (batches %v)", total, f.batches)
 	}
 	s := Summarize(res, SLO{})
-	if s.Batched != 10 || s.Succeeded != 10 || s.MeanBatchSize <= 1 {
+	if s.Batched != 10 || s.Succeeded != 10 || s.MeanBatchSize <= 1 || s.Tokens.Unknown != 10 || s.Tokens.Output != 0 {
 		t.Errorf("summary %+v", s)
 	}
 	if _, err := Run(t.Context(), &onlyDo{}, in, Options{Batch: Batch{MaxSize: 4}}); err == nil || !strings.Contains(err.Error(), "does not take batches") {

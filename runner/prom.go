@@ -161,10 +161,12 @@ func (o *observer) finish(tl *Timeline) {
 			prev = e.At
 		}
 	}
-	if m.FromServer {
+	switch {
+	case m.FromServer:
 		o.outServer.Add(float64(m.OutputTokens))
 		o.inTok.Add(float64(tl.Usage.PromptTokens))
-	} else {
+	case m.TokensUnknown:
+	default:
 		o.outClient.Add(float64(m.OutputTokens))
 	}
 	if o.good != nil && o.slo.Meets(m) {

@@ -112,6 +112,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if s.Tokens.ClientCounted > 0 {
 		fmt.Fprintf(&b, " (%d requests counted by stream events: no server usage)", s.Tokens.ClientCounted)
 	}
+	if s.Tokens.Unknown > 0 {
+		fmt.Fprintf(&b, " (%d batched requests without a count of their own)", s.Tokens.Unknown)
+	}
 	b.WriteString("\n")
 	if g := s.Goodput; g != nil {
 		fmt.Fprintf(&b, "goodput %.2f req/s, %d of %d requests (%.1f%%) met %s\n", g.RequestsPerSecond, g.Good, s.Requests, 100*g.Ratio, g.SLO)

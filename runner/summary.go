@@ -16,7 +16,7 @@ var Definitions = map[string]string{
 	"tpot":           "time per output token: (e2e - ttft) / (output_tokens - 1), for successful streamed requests with at least 2 output tokens (vLLM's TPOT; GuideLLM and AIPerf call it ITL)",
 	"inter_chunk":    "gaps between consecutive generated stream events of a request, pooled over requests (vLLM's ITL, AIPerf's ICL); one event may carry several tokens",
 	"e2e":            "end-to-end latency: end of the response ([DONE], or the last byte) minus the actual send time",
-	"output_tokens":  "the server's usage.completion_tokens when it sent usage (source server); otherwise the number of generated stream events (source client)",
+	"output_tokens":  "the server's usage.completion_tokens when it sent usage (source server); otherwise the number of generated stream events (source client); unknown for a whole response without usage, such as a request of a batch, whose usage the server reports for the batch only",
 	"schedule_lag":   "actual send time minus scheduled send time; large values mean the client, not the server, limited the rate",
 	"throughput":     "measured (non-warm-up) successful requests and their output tokens, divided by the measured duration: from the start of the measured phase to the end of its last response",
 	"goodput":        "successful measured requests meeting every SLO given (ttft, tpot with 0 for single-token outputs, e2e; value <= limit) per second of measured duration",
@@ -155,6 +155,9 @@ type TokenCounts struct {
 	// came from the server's usage or from counting stream events.
 	ServerCounted int `json:"server_counted"`
 	ClientCounted int `json:"client_counted"`
+	// Unknown counts requests with no count at all: whole responses
+	// without usage (batched requests), left out of Output.
+	Unknown int `json:"unknown,omitempty"`
 }
 
 // Rates are per second of measured duration.
@@ -185,17 +188,25 @@ type Measures struct {
 	HasTPOT      bool
 	OutputTokens int
 	FromServer   bool
+	// TokensUnknown is set for a whole response without usage (a request
+	// of a batch, whose usage the server reports for the batch only):
+	// there are no events to count.
+	TokensUnknown bool
 }
 
 // Measure computes one request's metrics from its timeline.
 func Measure(tl *Timeline) Measures {
 	m := Measures{OK: tl.Error == nil, E2E: time.Duration(tl.Done)}
-	chunks := 0
+	chunks, whole := 0, false
 	for _, e := range tl.Events {
 		if !e.Kind.Generated() {
 			continue
 		}
-		if !m.HasTTFT && e.Kind != EventResponse {
+		if e.Kind == EventResponse {
+			whole = true
+			continue
+		}
+		if !m.HasTTFT {
 			m.TTFT, m.HasTTFT = time.Duration(e.At), true
 		}
 		chunks++
@@ -203,7 +214,7 @@ func Measure(tl *Timeline) Measures {
 	if tl.Usage != nil {
 		m.OutputTokens, m.FromServer = tl.Usage.CompletionTokens, true
 	} else {
-		m.OutputTokens = chunks
+		m.OutputTokens, m.TokensUnknown = chunks, whole && chunks == 0
 	}
 	if m.OK && m.HasTTFT && m.OutputTokens > 1 {
 		m.TPOT, m.HasTPOT = (m.E2E-m.TTFT)/time.Duration(m.OutputTokens-1), true
@@ -279,9 +290,12 @@ func Summarize(res *Result, slo SLO) Summary {
 		if tl.Usage != nil {
 			s.Tokens.Input += tl.Usage.PromptTokens
 		}
-		if m.FromServer {
+		switch {
+		case m.FromServer:
 			s.Tokens.ServerCounted++
-		} else {
+		case m.TokensUnknown:
+			s.Tokens.Unknown++
+		default:
 			s.Tokens.ClientCounted++
 		}
 		end := time.Duration(tl.Sent) + time.Duration(tl.Done)
