@@ -53,22 +53,26 @@ func (t *tail) push() {
 }
 
 // String is the kept lines, oldest first, and the unfinished last line.
-func (t *tail) String() string {
+func (t *tail) String() string { return t.last(tailLines + 1) }
+
+// last is the last n lines, the unfinished one counting as one.
+func (t *tail) last(n int) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var b strings.Builder
+	lines := make([]string, 0, t.n+1)
 	for i := range t.n {
-		b.WriteString(t.lines[(t.next-t.n+i+tailLines)%tailLines])
-		b.WriteByte('\n')
+		lines = append(lines, t.lines[(t.next-t.n+i+tailLines)%tailLines])
 	}
-	b.Write(t.partial)
-	return strings.TrimRight(b.String(), "\n")
+	if len(t.partial) > 0 {
+		lines = append(lines, string(t.partial))
+	}
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// suffix is "; last output:" and the kept lines, indented, or "; no
+// suffix is "; last output:" and the last n lines, indented, or "; no
 // output" when the server printed nothing.
-func (t *tail) suffix() string {
-	s := t.String()
+func (t *tail) suffix(n int) string {
+	s := t.last(n)
 	if strings.TrimSpace(s) == "" {
 		return "; no output"
 	}

@@ -8,7 +8,7 @@ import (
 
 func TestTail(t *testing.T) {
 	var tl tail
-	if got := tl.suffix(); got != "; no output" {
+	if got := tl.suffix(tailLines); got != "; no output" {
 		t.Errorf("empty tail: %q", got)
 	}
 	for i := range 100 {
@@ -27,7 +27,10 @@ func TestTail(t *testing.T) {
 	if n := len(lines); lines[n-3] != "loading 90%" || lines[n-2] != "windows line" || len(lines[n-1]) != maxLine {
 		t.Errorf("last lines %q, %q and one of %d bytes", lines[n-3], lines[n-2], len(lines[n-1]))
 	}
-	if s := tl.suffix(); !strings.HasPrefix(s, "; last output:\n\tline") || strings.Count(s, "\n\t") != tailLines {
+	if s := tl.suffix(tailLines); !strings.HasPrefix(s, "; last output:\n\tline") || strings.Count(s, "\n\t") != tailLines {
 		t.Errorf("suffix %.60q… has %d lines", s, strings.Count(s, "\n\t"))
+	}
+	if s := tl.suffix(2); s != "; last output:\n\twindows line\n\t"+strings.Repeat("x", maxLine) {
+		t.Errorf("suffix(2) = %.80q…", s)
 	}
 }
