@@ -27,6 +27,9 @@ const (
 	// for cosign work unchanged. Set and empty means an empty password.
 	EnvPassword       = "AIRLOCK_PASSWORD"
 	EnvCosignPassword = "COSIGN_PASSWORD"
+	// EnvOpenAIKey is sent as the bearer token to OpenAI-compatible
+	// endpoints (airlock bench), as OpenAI's own clients send it.
+	EnvOpenAIKey = "OPENAI_API_KEY"
 )
 
 // passwordFromEnv returns the key password from the environment, and

@@ -19,6 +19,9 @@ type progress struct {
 	verb  string
 	total int64
 	done  atomic.Int64
+	// count draws done/of as a count of things, not bytes.
+	count atomic.Bool
+	of    atomic.Int64
 	start time.Time
 	stop  chan struct{}
 	wg    sync.WaitGroup
@@ -56,6 +59,10 @@ func (p *progress) add(_ string, n int64) { p.done.Add(n) }
 func (p *progress) draw() {
 	done := p.done.Load()
 	secs := time.Since(p.start).Seconds()
+	if p.count.Load() {
+		fmt.Fprintf(p.w, "\r\033[K%s %d/%d  %.0f/s", p.verb, done, p.of.Load(), float64(done)/max(secs, 1e-3))
+		return
+	}
 	rate := ""
 	if secs > 0 {
 		rate = fmt.Sprintf("  %s/s", bytesHuman(int64(float64(done)/secs)))

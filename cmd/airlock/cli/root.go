@@ -102,6 +102,8 @@ Exit codes: 0 success, 1 policy deny, 2 error or bad input, 64 usage.`,
 		newVerifyCmd(g),
 		newAttestCmd(g),
 		newSBOMCmd(g),
+		newBenchCmd(g),
+		newDemoModelCmd(g),
 		newVersionCmd(g),
 	)
 	err := root.ExecuteContext(ctx)

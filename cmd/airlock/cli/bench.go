@@ -1,0 +1,594 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/airlock-dev/airlock/registry"
+	"github.com/airlock-dev/airlock/registry/client"
+	"github.com/airlock-dev/airlock/registry/sign"
+	"github.com/airlock-dev/airlock/runner"
+	"github.com/airlock-dev/airlock/runner/gpu"
+	"github.com/airlock-dev/airlock/runner/openai"
+	"github.com/airlock-dev/airlock/runner/process"
+	"github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+)
+
+// benchPrompts are the built-in prompts when no --input or --prompt is
+// given: short, varied, and answerable by any chat model.
+var benchPrompts = []string{
+	"Explain in two sentences what a container registry does.",
+	"Write a haiku about release engineering.",
+	"List three prime numbers greater than 100.",
+	"Summarise the plot of a heist film in one paragraph.",
+	"What is the capital of Australia? Answer in one word.",
+	"Translate 'the build is green' into French and German.",
+	"Give a one-line definition of latency percentiles.",
+	"Describe a canary deployment to a new engineer.",
+}
+
+type benchFlags struct {
+	engine, endpoint, cmdTemplate, dir, model string
+	input, outputJSONL, report                string
+	prompts                                   []string
+	kind                                      string
+	maxTokens                                 int
+	ignoreEOS, noStream, noTimelines          bool
+	keepOutput                                bool
+	arrival                                   string
+	rate, burstiness                          float64
+	concurrency, requests, warmup             int
+	duration, timeout, readyTimeout           time.Duration
+	seed                                      uint64
+	batch                                     int
+	batchWait                                 time.Duration
+	slo                                       string
+	metricsAddr                               string
+	gpuInterval                               time.Duration
+	attach                                    bool
+	keyPath                                   string
+	serverLog                                 string
+	gpus                                      int
+	gpuMemory                                 string
+	requireGPU                                bool
+}
+
+func newBenchCmd(g *globals) *cobra.Command {
+	var f benchFlags
+	cmd := &cobra.Command{
+		Use:   "bench [REF] (--endpoint URL | --engine process --cmd TEMPLATE)",
+		Short: "Benchmark a release under load and write a report with pinned metric definitions",
+		Long: `Bench drives a model server with the runner and writes a JSON report (every
+request's timeline, the summary, the metric definitions it used) and a
+summary table.
+
+Engines:
+  openai   any OpenAI-compatible endpoint (--endpoint; vLLM, TGI, llama.cpp
+           server, Ollama, SGLang, airlock demo-model serve). Streams with
+           stream_options.include_usage so token counts come from the server.
+  process  starts --cmd on the release's files, waits until /v1/models
+           answers and a one-token request succeeds, runs, and stops the
+           server even when the run fails. The template sees {{.Dir}} (the
+           release directory: --dir, or REF pulled into a temporary one),
+           {{.Port}}, {{.Host}} and {{.Model}}. It is split into words like a
+           shell would, but not run by one.
+
+REF, when given, is resolved to its digest and recorded in the report, so
+the numbers are about that exact release; with --attach --key the report
+(summary, without timelines) is attached to it as a signed bench
+attestation (https://airlock.dev/attestations/bench/v1).
+
+Load: --arrival closed (default: --concurrency streams back to back) or
+constant, poisson, gamma (open loop at --rate req/s, seeded by --seed;
+gamma's --burstiness is its shape: 1 is Poisson, lower is burstier), with
+--concurrency as the cap on requests in flight. --warmup requests go first
+and are left out of the statistics. Benchmarks never retry: an error is a
+data point, counted by class.
+
+Metrics (definitions are in the report): TTFT is the first stream event
+carrying generated output; TPOT is (e2e - ttft) / (output tokens - 1);
+inter-chunk is the gaps between generated events; schedule lag is actual
+minus scheduled send time. --slo ttft:500ms,tpot:50ms,e2e:10s adds goodput.
+
+Requests: --input FILE (OpenAI Batch JSONL, as vllm run-batch reads), or
+--prompt TEXT (repeatable), or eight built-in prompts. --output-jsonl
+writes the results as OpenAI Batch output lines.
+
+With --metrics-addr the runner's airlock_bench_* and airlock_gpu_* metrics
+are served on /metrics during the run; nothing is pushed anywhere. GPUs are
+sampled every --gpu-interval through NVML; without a driver the report says
+"no GPU" and the run goes on.`,
+		Example: `  airlock bench --endpoint http://127.0.0.1:8000 --requests 200 --concurrency 16
+  airlock bench localhost:5000/support-bot:1.4.0 --endpoint http://vllm:8000 \
+      --arrival poisson --rate 20 --requests 1000 --slo ttft:500ms,tpot:50ms -o bench.json
+  airlock bench localhost:5000/support-bot:1.4.0 --engine process \
+      --cmd 'llama-server -m {{.Dir}}/model/weights.gguf --port {{.Port}}' --attach --key cosign.key`,
+		Args: args(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return runBench(cmd.Context(), g, f, a)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.engine, "engine", "", "openai or process (default: openai with --endpoint, process with --cmd)")
+	fl.StringVar(&f.endpoint, "endpoint", "", "base URL of an OpenAI-compatible server, such as http://127.0.0.1:8000")
+	fl.StringVar(&f.cmdTemplate, "cmd", "", "process engine: the serving command template")
+	fl.StringVar(&f.dir, "dir", "", "process engine: the release directory (default: REF pulled into a temporary directory)")
+	fl.DurationVar(&f.readyTimeout, "ready-timeout", 10*time.Minute, "process engine: how long the server may take to become ready")
+	fl.IntVar(&f.gpus, "gpus", 0, "process engine: GPUs the server needs; the runner picks ones with room and sets CUDA_VISIBLE_DEVICES (without a GPU it runs CPU-only)")
+	fl.StringVar(&f.gpuMemory, "gpu-memory", "", "process engine: free memory the server needs on each GPU, such as 20GiB")
+	fl.BoolVar(&f.requireGPU, "require-gpu", false, "process engine: fail instead of running CPU-only when there is no GPU")
+	fl.StringVar(&f.serverLog, "server-log", "", "process engine: write the server's output to this file (default: only its last lines, in errors)")
+	fl.StringVar(&f.model, "model", "", "model name to request (default: the only or first one /v1/models lists)")
+	fl.StringVar(&f.input, "input", "", "requests as OpenAI Batch JSONL")
+	fl.StringArrayVar(&f.prompts, "prompt", nil, "a prompt to send (repeatable)")
+	fl.StringVar(&f.kind, "kind", "chat", "for --prompt and the built-in prompts: chat or completion")
+	fl.IntVar(&f.maxTokens, "max-tokens", 128, "output token cap for --prompt and the built-in prompts")
+	fl.BoolVar(&f.ignoreEOS, "ignore-eos", false, "ask the server to generate exactly --max-tokens (vLLM, llama.cpp), for comparable throughput")
+	fl.BoolVar(&f.noStream, "no-stream", false, "ask for whole responses instead of streams (TTFT is then unknown)")
+	fl.StringVar(&f.arrival, "arrival", "closed", "closed, constant, poisson or gamma")
+	fl.Float64Var(&f.rate, "rate", 0, "open loop: mean requests per second")
+	fl.Float64Var(&f.burstiness, "burstiness", 1, "gamma arrivals: shape (1 = Poisson, < 1 burstier)")
+	fl.IntVar(&f.concurrency, "concurrency", 1, "closed loop: streams; open loop: cap on requests in flight (0 = none)")
+	fl.IntVar(&f.requests, "requests", 0, "measured requests (default: one per input request; inputs are cycled)")
+	fl.IntVar(&f.warmup, "warmup", 0, "warm-up requests sent first and left out of the statistics")
+	fl.DurationVar(&f.duration, "duration", 0, "stop sending after this long (0 = no limit)")
+	fl.Uint64Var(&f.seed, "seed", 1, "seed of Poisson and gamma schedules")
+	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "per-request timeout")
+	fl.IntVar(&f.batch, "batch", 0, "send non-streamed completion requests in batches of up to this many (needs --kind completion --no-stream)")
+	fl.DurationVar(&f.batchWait, "batch-wait", 10*time.Millisecond, "longest a request waits for its batch to fill")
+	fl.StringVar(&f.slo, "slo", "", "goodput SLO, such as ttft:500ms,tpot:50ms,e2e:10s")
+	fl.StringVarP(&f.report, "output", "o", "bench-report.json", "write the JSON report here (- for stdout)")
+	fl.BoolVar(&f.noTimelines, "summary-only", false, "leave the per-request timelines out of the report")
+	fl.BoolVar(&f.keepOutput, "keep-output", false, "keep each request's generated text in its timeline")
+	fl.StringVar(&f.outputJSONL, "output-jsonl", "", "also write results as OpenAI Batch output JSONL (implies --keep-output)")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this address during the run, such as 127.0.0.1:9464")
+	fl.DurationVar(&f.gpuInterval, "gpu-interval", time.Second, "GPU sampling interval")
+	fl.BoolVar(&f.attach, "attach", false, "attach the report to REF as a signed bench attestation (needs --key)")
+	fl.StringVar(&f.keyPath, "key", "", "private key for --attach")
+	return cmd
+}
+
+func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
+	// Everything about the command line is checked before anything starts.
+	if f.engine == "" {
+		switch {
+		case f.cmdTemplate != "" && f.endpoint == "":
+			f.engine = "process"
+		case f.endpoint != "":
+			f.engine = "openai"
+		default:
+			return usagef("give --endpoint URL (an OpenAI-compatible server) or --cmd TEMPLATE (a server to start)")
+		}
+	}
+	switch f.engine {
+	case "openai":
+		if f.endpoint == "" || f.cmdTemplate != "" {
+			return usagef("--engine openai needs --endpoint and no --cmd")
+		}
+	case "process":
+		if f.cmdTemplate == "" || f.endpoint != "" {
+			return usagef("--engine process needs --cmd and no --endpoint")
+		}
+		if f.dir == "" && len(a) == 0 {
+			return usagef("--engine process needs the release: give REF or --dir")
+		}
+	case "kubernetes":
+		return usagef("--engine kubernetes is not built yet; use openai or process")
+	default:
+		return usagef("--engine %q: want openai or process", f.engine)
+	}
+	if (f.gpus > 0 || f.gpuMemory != "" || f.requireGPU) && f.engine != "process" {
+		return usagef("--gpus, --gpu-memory and --require-gpu place a server this command starts: use them with --engine process")
+	}
+	var gpuMem int64
+	if f.gpuMemory != "" {
+		n, err := parseBytes(f.gpuMemory)
+		if err != nil {
+			return usagef("--gpu-memory %q: %v", f.gpuMemory, err)
+		}
+		gpuMem = n
+	}
+	if f.attach && (len(a) == 0 || f.keyPath == "") {
+		return usagef("--attach needs REF and --key")
+	}
+	if f.input != "" && len(f.prompts) > 0 {
+		return usagef("give --input or --prompt, not both")
+	}
+	kind := runner.Kind(f.kind)
+	if kind != runner.Chat && kind != runner.Completion {
+		return usagef("--kind %q: want chat or completion", f.kind)
+	}
+	slo, err := runner.ParseSLO(f.slo)
+	if err != nil {
+		return usageError{err}
+	}
+	load := runner.Load{Arrival: runner.Arrival(f.arrival), Rate: f.rate, Burstiness: f.burstiness,
+		Concurrency: f.concurrency, Requests: f.requests, Warmup: f.warmup, Duration: runner.Duration(f.duration), Seed: f.seed}
+	if err := load.Defaults(1).Validate(); err != nil {
+		return usageError{err}
+	}
+	if f.batch > 1 && (kind != runner.Completion || !f.noStream) && f.input == "" {
+		return usagef("--batch needs --kind completion --no-stream: only whole completion responses take several prompts")
+	}
+	reqs, err := benchRequests(f, kind)
+	if err != nil {
+		return err
+	}
+
+	var ref *registry.Ref
+	var release *runner.Release
+	var relDigest digest.Digest
+	var c *client.Client
+	if len(a) == 1 {
+		r, err := parseRef(a[0])
+		if err != nil {
+			return err
+		}
+		if r.Tag == "" && r.Digest == "" {
+			return usagef("%s names no tag or digest; add :TAG or @sha256:…", r)
+		}
+		ref = &r
+		if c, err = g.client(); err != nil {
+			return err
+		}
+	}
+	var signer *sign.Signer
+	if f.attach {
+		if signer, err = loadSigner(g, f.keyPath); err != nil {
+			return err
+		}
+	}
+
+	// Resolve or pull the release, so the report names its digest.
+	if ref != nil {
+		if f.engine == "process" && f.dir == "" {
+			dir, err := os.MkdirTemp("", "airlock-bench-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			p := newProgress(g, "pulling", 0)
+			res, err := c.Pull(ctx, *ref, dir, client.PullOptions{Progress: p.add, Cache: hashCache(false)})
+			p.finish()
+			if err != nil {
+				return err
+			}
+			f.dir = dir
+			relDigest = res.Release.Descriptor.Digest
+			release = &runner.Release{Ref: ref.String(), Digest: relDigest.String()}
+			fmt.Fprintf(g.stderr, "pulled %s into %s\n", release.Digest, dir)
+		} else {
+			desc, err := c.Resolve(ctx, *ref)
+			if err != nil {
+				return err
+			}
+			relDigest = desc.Digest
+			release = &runner.Release{Ref: ref.String(), Digest: relDigest.String()}
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	metrics, err := runner.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	inv, status := gpu.Open(gpu.Options{})
+	defer func() { _ = inv.Close() }()
+	if _, err := gpu.NewCollector(reg, inv); err != nil {
+		return err
+	}
+	if f.metricsAddr != "" {
+		stop, addr, err := serveMetrics(f.metricsAddr, reg)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		fmt.Fprintf(g.stderr, "metrics on http://%s/metrics\n", addr)
+	}
+
+	keep := f.keepOutput || f.outputJSONL != ""
+	apiKey := os.Getenv(EnvOpenAIKey)
+	runID := newRunID()
+	digest := ""
+	if release != nil {
+		digest = release.Digest
+	}
+	var (
+		res  *runner.Result
+		info runner.EngineInfo
+		gsum gpu.Summary
+	)
+	// The run is a job on the runner's queue, which places the server the
+	// process engine starts on GPUs with room (CUDA_VISIBLE_DEVICES).
+	job := runner.Job{ID: runID, Kind: runner.JobBench, Need: gpu.Need{GPUs: f.gpus, MemoryBytes: uint64(gpuMem)}, RequireGPU: f.requireGPU,
+		Run: func(ctx context.Context, a runner.Assignment) error {
+			var eng runner.Engine
+			switch f.engine {
+			case "openai":
+				e, err := openai.New(openai.Options{BaseURL: f.endpoint, APIKey: apiKey, Model: f.model, KeepOutput: keep,
+					MaxConns: max(f.concurrency, 1), UserAgent: "airlock/" + version()})
+				if err != nil {
+					return usageError{err}
+				}
+				if f.model == "" {
+					m, err := e.ResolveModel(ctx)
+					if err != nil {
+						return fmt.Errorf("finding the model at %s: %w", f.endpoint, err)
+					}
+					f.model = m
+				}
+				eng = e
+			case "process":
+				var logw io.Writer
+				if f.serverLog != "" {
+					lf, err := os.Create(f.serverLog)
+					if err != nil {
+						return err
+					}
+					defer lf.Close()
+					logw = lf
+				}
+				e, err := process.New(process.Options{Command: f.cmdTemplate, Dir: f.dir, Model: f.model, APIKey: apiKey, Env: a.Env(),
+					KeepOutput: keep, MaxConns: max(f.concurrency, 1), ReadyTimeout: f.readyTimeout, Stdout: logw, Stderr: logw,
+					UserAgent: "airlock/" + version()})
+				if err != nil {
+					return usageError{err}
+				}
+				where := "CPU only"
+				if !a.CPUOnly {
+					where = "GPUs " + strings.Join(a.GPUs, ",")
+				}
+				fmt.Fprintf(g.stderr, "starting the server (%s: %s)\n", where, a.Reason)
+				start := time.Now()
+				// Stop runs even when Start failed half-way.
+				defer func() {
+					stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+					defer cancel()
+					if err := e.Stop(stopCtx); err != nil {
+						fmt.Fprintf(g.stderr, "stopping the server: %v\n", err)
+					}
+				}()
+				if err := e.Start(ctx); err != nil {
+					return fmt.Errorf("starting the server: %w", err)
+				}
+				fmt.Fprintf(g.stderr, "server ready after %s\n", time.Since(start).Round(time.Millisecond))
+				eng = e
+			}
+			for i := range reqs {
+				if reqs[i].Model == "" {
+					reqs[i].Model = f.model
+				}
+			}
+			info = runner.EngineInfo{Kind: f.engine}
+			if d, ok := eng.(runner.Describer); ok {
+				info = d.Describe()
+			}
+			metrics.RunInfo(runID, info.Model, digest, info.Kind, string(load.Arrival))
+			sampler := gpu.StartSampler(ctx, inv, gpu.SamplerOptions{Interval: f.gpuInterval})
+			prog := newCountProgress(g, "requests")
+			var err error
+			res, err = runner.Run(ctx, eng, reqs, runner.Options{Load: load, Timeout: f.timeout, SLO: slo, Metrics: metrics,
+				Batch: runner.Batch{MaxSize: f.batch, MaxWait: f.batchWait}, Progress: prog.set})
+			prog.finish()
+			gsum = sampler.Stop(context.WithoutCancel(ctx))
+			return err
+		}}
+	q, err := runner.NewQueue(runner.QueueConfig{Inventory: inv, Registerer: reg,
+		Logger: slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = q.Close(context.WithoutCancel(ctx)) }()
+	t, err := q.Submit(job)
+	if err != nil {
+		return usageError{err}
+	}
+	if err := t.Wait(ctx); err != nil {
+		return err
+	}
+	sum := runner.Summarize(res, slo)
+	var gs *gpu.Summary
+	if status.Available && gsum.Samples > 0 {
+		gs = &gsum
+	}
+	rep := &runner.Report{Schema: runner.ReportSchema, RunID: runID, Tool: "airlock/" + version(), Release: release,
+		Engine: info, Load: res.Load, Timeout: runner.Duration(f.timeout), Batch: runner.Batch{MaxSize: f.batch, MaxWait: f.batchWait},
+		Started: res.Start.UTC(), Interrupted: res.Interrupted, Definitions: runner.Definitions, Summary: sum,
+		GPU: runner.NewGPUReport(status, gs, sum.Tokens.Output)}
+	if f.batch <= 1 {
+		rep.Batch = runner.Batch{}
+	}
+	if !f.noTimelines {
+		rep.Requests = res.Timelines
+	}
+	if err := writeBenchReport(g, f.report, rep); err != nil {
+		return err
+	}
+	if f.outputJSONL != "" {
+		if err := writeBatchOutput(f.outputJSONL, reqs, res.Timelines); err != nil {
+			return err
+		}
+	}
+	if err := rep.WriteTable(g.stderr); err != nil {
+		return err
+	}
+	if f.attach {
+		pred := *rep
+		pred.Requests = nil
+		b, err := json.Marshal(&pred)
+		if err != nil {
+			return err
+		}
+		if err := sign.Attest(ctx, *ref, relDigest, signer, runner.ReportSchema, b, g.signRemote(*ref)); err != nil {
+			return fmt.Errorf("attaching the bench attestation: %w", err)
+		}
+		fmt.Fprintf(g.stderr, "attached the bench attestation to %s with key %s\n", release.Digest, signer.KeyID[:16])
+	}
+	if res.Interrupted {
+		return errors.New("the run was interrupted; the report has the requests sent so far")
+	}
+	if sum.Requests > 0 && sum.Succeeded == 0 {
+		return fmt.Errorf("no request succeeded (%s); the report has each error", errorCounts(sum.Errors))
+	}
+	return nil
+}
+
+func benchRequests(f benchFlags, kind runner.Kind) ([]runner.Request, error) {
+	if f.input != "" {
+		fh, err := os.Open(f.input)
+		if err != nil {
+			return nil, err
+		}
+		defer fh.Close()
+		reqs, err := runner.ReadBatch(fh)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.input, err)
+		}
+		for i := range reqs {
+			reqs[i].NoStream = reqs[i].NoStream || f.noStream
+			reqs[i].IgnoreEOS = reqs[i].IgnoreEOS || f.ignoreEOS
+		}
+		return reqs, nil
+	}
+	prompts := f.prompts
+	if len(prompts) == 0 {
+		prompts = benchPrompts
+	}
+	reqs := make([]runner.Request, len(prompts))
+	for i, p := range prompts {
+		r := runner.Request{ID: fmt.Sprintf("p%d", i), Kind: kind, MaxTokens: f.maxTokens, IgnoreEOS: f.ignoreEOS, NoStream: f.noStream}
+		if kind == runner.Chat {
+			r.Messages = []runner.Message{{Role: "user", Content: p}}
+		} else {
+			r.Prompt = p
+		}
+		reqs[i] = r
+	}
+	return reqs, nil
+}
+
+func writeBenchReport(g *globals, path string, rep *runner.Report) error {
+	if path == "-" {
+		return rep.WriteJSON(g.stdout)
+	}
+	fh, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteJSON(fh); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stderr, "wrote %s\n", path)
+	return nil
+}
+
+func writeBatchOutput(path string, reqs []runner.Request, tls []*runner.Timeline) error {
+	byID := make(map[string]*runner.Request, len(reqs))
+	for i := range reqs {
+		byID[reqs[i].ID] = &reqs[i]
+	}
+	for _, tl := range tls { // cycled requests carry "#n"
+		if _, ok := byID[tl.ID]; !ok {
+			if base, _, ok := strings.Cut(tl.ID, "#"); ok {
+				byID[tl.ID] = byID[base]
+			}
+		}
+	}
+	fh, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := runner.WriteBatch(fh, byID, tls); err != nil {
+		fh.Close()
+		return err
+	}
+	return fh.Close()
+}
+
+// serveMetrics serves reg on addr until stop is called.
+func serveMetrics(addr string, reg *prometheus.Registry) (stop func(), bound string, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("--metrics-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, ln.Addr().String(), nil
+}
+
+func newRunID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:4])
+}
+
+// countProgress draws "requests 120/1000" on a terminal.
+type countProgress struct{ p *progress }
+
+func newCountProgress(g *globals, verb string) *countProgress {
+	p := newProgress(g, verb, 0)
+	p.count.Store(true)
+	return &countProgress{p}
+}
+
+func (c *countProgress) set(done, total int) {
+	c.p.done.Store(int64(done))
+	c.p.of.Store(int64(total))
+}
+
+func (c *countProgress) finish() { c.p.finish() }
+
+// parseBytes reads "20GiB", "512MiB" or a plain byte count.
+func parseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"GB", 1e9}, {"MB", 1e6}} {
+		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(t, 64)
+	if err != nil || n <= 0 {
+		return 0, errors.New("want a positive size such as 20GiB or 512MiB")
+	}
+	return int64(n * float64(mult)), nil
+}
+
+func errorCounts(m map[runner.Class]int) string {
+	var parts []string
+	for _, c := range runner.Classes {
+		if m[c] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", c, m[c]))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
