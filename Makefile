@@ -1,5 +1,5 @@
 # Airlock's make targets. The two a newcomer needs:
-#   make demo   packs the example release, pushes it to the embedded registry it starts, pulls a part back
+#   make demo   packs the example release, pushes it to the embedded registry it starts, signs it, benchmarks it, pulls a part back
 #   make test   runs every test (installing the registry and client tools they use)
 
 GO      ?= go
@@ -7,7 +7,7 @@ BIN     := bin/airlock
 TOOLS   := .ci/install-tools.sh
 GOFLAGS_TEST ?= -race
 
-.PHONY: all build tools test interop lint fuzz fuzz-registry bench bench-transfer bench-registry bench-sign bench-smoke demo clean
+.PHONY: all build tools test interop lint fuzz fuzz-registry bench bench-transfer bench-registry bench-sign bench-runner bench-smoke demo clean
 
 all: build
 
@@ -19,11 +19,14 @@ build:
 tools:
 	@bash $(TOOLS)
 
-# Every test, with the race detector. Tests that need docker-registry, crane,
-# regctl or skopeo fail (not skip) when they are missing.
+# Every test, with the race detector, then the runner's timing-accuracy test
+# on its own and without it (the detector's slowdown would swamp the 5% it
+# checks). Tests that need docker-registry, crane, regctl, skopeo, cosign or
+# node-llama-cpp fail (not skip) when they are missing.
 test: tools
 	AIRLOCK_REQUIRE_INTEROP=1 $(GO) test $(GOFLAGS_TEST) ./...
 	$(GO) test $(GOFLAGS_TEST) ./registry/server/ -args -store=mem
+	$(GO) test -count=1 -run TestMeasuresKnownTiming ./runner/
 
 # The interoperability tests alone: airlock pushes, crane/regctl/skopeo read
 # back, against Debian's docker-registry.
@@ -57,9 +60,9 @@ fuzz-registry: build
 	done
 
 # Every benchmark: client push/pull (bench/transfer), the registry
-# (bench/registry), 2 GiB, 3 runs each, and signing (bench/sign, a 10 GiB
-# release); about twenty minutes.
-bench: bench-transfer bench-registry bench-sign
+# (bench/registry), 2 GiB, 3 runs each, signing (bench/sign, a 10 GiB
+# release) and the runner (bench/runner); about twenty-five minutes.
+bench: bench-transfer bench-registry bench-sign bench-runner
 
 # Push/pull throughput against regctl and sha256.
 bench-transfer: tools
@@ -74,11 +77,17 @@ bench-registry:
 bench-sign:
 	$(GO) run ./bench/sign -large 10GiB -runs 20
 
+# The runner's per-request overhead and throughput against a plain
+# net/http loop, both driving a zero-latency stub server.
+bench-runner:
+	$(GO) run ./bench/runner -requests 20000 -runs 5
+
 # The benchmark harnesses on small files, to keep them working (CI).
 bench-smoke: tools
 	$(GO) run ./bench/transfer -size 64MiB -runs 1 -out bench/results/transfer-smoke.md
 	$(GO) run ./bench/registry -size 64MiB -runs 1 -registries airlock,docker-registry -out bench/results/registry-smoke.md
 	$(GO) run ./bench/sign -large 64MiB -runs 3 -out bench/results/sign-smoke.md
+	$(GO) run ./bench/runner -requests 2000 -runs 1 -concurrency 1,16 -rate 2000 -out bench/results/runner-smoke.md
 
 demo: build
 	$(GO) run ./examples/demo -airlock $(BIN) -example examples/support-bot

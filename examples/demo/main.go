@@ -48,7 +48,14 @@ func run(ctx context.Context, bin, example string) error {
 	// A demo key password, so the key commands need no terminal.
 	env := append(os.Environ(), "AIRLOCK_CACHE_DIR="+filepath.Join(work, "cache"), "AIRLOCK_PASSWORD=demo")
 	step := func(comment string, args ...string) (string, error) {
-		fmt.Printf("# %s\n$ airlock %s\n", comment, strings.Join(args, " "))
+		shown := make([]string, len(args))
+		for i, a := range args {
+			shown[i] = a
+			if strings.ContainsAny(a, " '") {
+				shown[i] = `"` + a + `"`
+			}
+		}
+		fmt.Printf("# %s\n$ airlock %s\n", comment, strings.Join(shown, " "))
 		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Env = env
 		var out strings.Builder
@@ -94,6 +101,29 @@ func run(ctx context.Context, bin, example string) error {
 	if _, err := step("Check the attestation by its predicate type.", "verify", repo+":1.4.0", "--key", key+".pub", "--attestations", "cyclonedx"); err != nil {
 		return err
 	}
+	// The benchmark: the process engine pulls the release, starts a server
+	// on its files and drives it. The server is airlock's reference model
+	// server, a SIMULATOR playing a good and a regressed version.
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		return err
+	}
+	serve := func(version string) string {
+		return "'" + abs + "' demo-model serve --version " + version + " --addr {{.Host}}:{{.Port}}"
+	}
+	load := []string{"--requests", "200", "--concurrency", "16", "--warmup", "16", "--slo", "ttft:100ms,tpot:20ms", "--summary-only"}
+	if _, err := step("Benchmark the release: pull it, start the serving command on its files (here the SIMULATED model server, good version), "+
+		"run 200 requests 16 at a time, and attach the report as a signed bench attestation.",
+		append([]string{"bench", repo + ":1.4.0", "--engine", "process", "--cmd", serve("good"), "-o", filepath.Join(work, "bench-good.json"), "--attach", "--key", key + ".key"}, load...)...); err != nil {
+		return err
+	}
+	if _, err := step("The same load on the simulator's regressed version: slower first token and decoding, 2% errors.",
+		append([]string{"bench", "--engine", "process", "--dir", work, "--cmd", serve("regressed"), "-o", filepath.Join(work, "bench-regressed.json")}, load...)...); err != nil {
+		return err
+	}
+	if _, err := step("Check the bench attestation.", "verify", repo+":1.4.0", "--key", key+".pub", "--attestations", "bench"); err != nil {
+		return err
+	}
 	if _, err := step("Inspect the release: parts, roles, sizes, annotations, and signatures and attestations as referrers.", "inspect", repo+":1.4.0"); err != nil {
 		return err
 	}
@@ -106,7 +136,7 @@ func run(ctx context.Context, bin, example string) error {
 		return err
 	}
 	fmt.Printf("# The pulled system prompt starts with: %q\n\n", strings.SplitN(string(data), "\n", 2)[0])
-	fmt.Printf("Done: packed %s, pushed it to %s, signed it, attached its ML-BOM, verified both, pulled one part back.\n", digest, pushed)
+	fmt.Printf("Done: packed %s, pushed it to %s, signed it, attached its ML-BOM and a benchmark, verified them, pulled one part back.\n", digest, pushed)
 	return nil
 }
 
