@@ -2,6 +2,8 @@ package cli
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -11,7 +13,9 @@ import (
 	"github.com/airlock-dev/airlock/registry/regtest"
 	"github.com/airlock-dev/airlock/registry/server"
 	"github.com/airlock-dev/airlock/runner"
+	"github.com/airlock-dev/airlock/runner/gpu"
 	"github.com/airlock-dev/airlock/runner/sim"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestBenchCLI: airlock bench against the simulator over HTTP writes a
@@ -138,5 +142,41 @@ func TestDemoModelServeUsage(t *testing.T) {
 	os.WriteFile(bad, []byte("model: m\nttft: {kind: weibull}\n"), 0o644)
 	if code, _, errs := airlock(t, "demo-model", "serve", "--config", bad); code != ExitError || !strings.Contains(errs, "ttft.kind") {
 		t.Errorf("bad config: %d %s", code, errs)
+	}
+}
+
+// TestBenchMetricsEndpoint: --metrics-addr serves the private registry,
+// with the runner's and the GPU collector's metrics, and nothing else.
+func TestBenchMetricsEndpoint(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := runner.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.RunInfo("run-x", "demo-model", "sha256:ab", "openai", "closed")
+	if _, err := gpu.NewCollector(reg, gpu.Unavailable("no GPU: test")); err != nil {
+		t.Fatal(err)
+	}
+	stop, addr, err := serveMetrics("127.0.0.1:0", reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`airlock_run_info{model="demo-model",model_digest="sha256:ab",profile="closed",run_id="run-x",server_kind="openai"} 1`, "airlock_gpu_collector_up 0"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, b)
+		}
+	}
+	if strings.Contains(string(b), "go_goroutines") {
+		t.Error("/metrics serves the global registry's Go metrics: the registry must be private")
+	}
+	if _, _, err := serveMetrics(addr, reg); err == nil {
+		t.Error("a second listener on the same address was accepted")
 	}
 }
