@@ -270,6 +270,11 @@ func (e *Engine) waitReady(ctx context.Context, s *server) error {
 	wait := 20 * time.Millisecond
 	for {
 		err := s.oe.Ready(rctx)
+		if err == nil && s.oe.Model() == "" {
+			// Requests name the model readiness used, as servers such as
+			// vLLM want one.
+			_, err = s.oe.ResolveModel(rctx)
+		}
 		if err == nil {
 			return nil
 		}
@@ -488,6 +493,9 @@ func (e *Engine) Describe() runner.EngineInfo {
 	info := runner.EngineInfo{Kind: "process", Model: e.opts.Model, Command: e.opts.Command}
 	if s != nil {
 		info.Command, info.Endpoint = join(s.argv), s.endpoint
+		if m := s.oe.Model(); m != "" {
+			info.Model = m // the model readiness found, when none was given
+		}
 	}
 	return info
 }

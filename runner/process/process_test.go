@@ -154,9 +154,8 @@ func (s testServer) engine(t *testing.T, opts Options) *Engine {
 	}
 	// A race-enabled binary sleeps a second at exit unless told not to.
 	opts.Env = append(opts.Env, envServe+"="+writeConfig(t, s.cfg), envMode+"="+s.mode, "GORACE=atexit_sleep_ms=0")
-	if opts.Model == "" {
-		opts.Model = s.cfg.Model
-	}
+	// No Model: the engine takes the one readiness found (Describe and
+	// every request name it).
 	if opts.StopTimeout == 0 {
 		opts.StopTimeout = 5 * time.Second
 	}
