@@ -357,8 +357,8 @@ func faults(t *testing.T, eng runner.Engine) {
 		{"broken", runner.ClassHTTP5xx, 500, true},
 		{"rejected", runner.ClassHTTP4xx, 400, true},
 		{"slam", runner.ClassConnect, 0, true},
-		{"cutme", runner.ClassStreamCut, 0, false}, // the simulator cuts a whole response before its headers
-		{"garble", runner.ClassStreamParse, 0, false},
+		{"cutme", runner.ClassStreamCut, 0, true},
+		{"garble", runner.ClassStreamParse, 0, true},
 	} {
 		for _, whole := range []bool{false, true} {
 			if whole && !tc.whole {

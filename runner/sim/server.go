@@ -505,11 +505,20 @@ func (s *Server) whole(w http.ResponseWriter, ctx context.Context, chat bool, id
 			<-ctx.Done()
 			return
 		}
-		if pl.fault == "cut" || pl.fault == "garbage" {
+		switch pl.fault {
+		case "cut": // half a response, then the connection drops
 			s.count("fault")
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, `{"choices":[{"index":0,`)
+			if fl, ok := w.(http.Flusher); ok {
+				fl.Flush()
+			}
 			panic(http.ErrAbortHandler)
+		case "garbage":
+			s.count("fault")
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{not json`)
+			return
 		}
 	}
 	type choice struct {

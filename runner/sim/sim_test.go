@@ -159,6 +159,13 @@ func TestFaults(t *testing.T) {
 	if _, body, _ := post(t, url, "/v1/chat/completions", chat("garble")); !strings.Contains(body, "data: {not json") {
 		t.Errorf("garbage: %s", body)
 	}
+	whole := func(p string) string { return `{"messages":[{"role":"user","content":"` + p + `"}]}` }
+	if resp, _, err := post(t, url, "/v1/chat/completions", whole("cutme")); !errors.Is(err, io.ErrUnexpectedEOF) || resp == nil || resp.StatusCode != 200 {
+		t.Errorf("cut, whole: %v, want a 200 whose body breaks off", err)
+	}
+	if _, body, _ := post(t, url, "/v1/chat/completions", whole("garble")); body != "{not json" {
+		t.Errorf("garbage, whole: %q", body)
+	}
 	if _, _, err := post(t, url, "/v1/chat/completions", chat("slam")); err == nil {
 		t.Error("close: got a response")
 	}
