@@ -33,6 +33,10 @@ import (
 const (
 	envServe = "AIRLOCK_PROCESS_TEST_SERVE"
 	envMode  = "AIRLOCK_PROCESS_TEST_MODE"
+	// envTest is the pid of the test binary that started the server: a
+	// server outliving it (a test that timed out and never ran Stop)
+	// exits by itself.
+	envTest = "AIRLOCK_PROCESS_TEST_PID"
 )
 
 // Server modes (envMode).
@@ -61,6 +65,14 @@ func serve() int {
 		return 2
 	}
 	mode := os.Getenv(envMode)
+	if pid, err := strconv.Atoi(os.Getenv(envTest)); err == nil {
+		go func() {
+			for syscall.Kill(pid, 0) == nil {
+				time.Sleep(time.Second)
+			}
+			os.Exit(1)
+		}()
+	}
 	forever := func() {
 		for {
 			time.Sleep(time.Hour)
@@ -153,7 +165,8 @@ func (s testServer) engine(t *testing.T, opts Options) *Engine {
 		opts.Command = quote(exe) + " -host {{.Host}} -port {{.Port}}"
 	}
 	// A race-enabled binary sleeps a second at exit unless told not to.
-	opts.Env = append(opts.Env, envServe+"="+writeConfig(t, s.cfg), envMode+"="+s.mode, "GORACE=atexit_sleep_ms=0")
+	opts.Env = append(opts.Env, envServe+"="+writeConfig(t, s.cfg), envMode+"="+s.mode,
+		envTest+"="+strconv.Itoa(os.Getpid()), "GORACE=atexit_sleep_ms=0")
 	// No Model: the engine takes the one readiness found (Describe and
 	// every request name it).
 	if opts.StopTimeout == 0 {
