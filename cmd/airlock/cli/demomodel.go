@@ -23,6 +23,10 @@ func newDemoModelCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// drainTimeout bounds how long demo-model serve waits for answers in
+// flight when it is told to stop.
+const drainTimeout = 10 * time.Second
+
 func newDemoModelServeCmd(g *globals) *cobra.Command {
 	var configPath, ver, addr, model, apiKey string
 	var metrics bool
@@ -46,7 +50,11 @@ error_status, max_concurrency, startup_delay. Faults: http_429, http_500,
 http_400, cut, hang, garbage, close. See docs/demo-model.md.
 
 Tokens are words: an answer's tokens are its words, each with the space
-before it; prompt_tokens counts the prompt's words.`,
+before it; prompt_tokens counts the prompt's words.
+
+The built-in versions' files are runner/sim/versions/good.yaml and
+regressed.yaml in the source tree. It serves until interrupted (SIGINT,
+SIGTERM), then lets answers in flight finish for up to 10s.`,
 		Example: `  airlock demo-model serve --version good --addr 127.0.0.1:8000
   airlock demo-model serve --config my-version.yaml --metrics
   airlock bench --endpoint http://127.0.0.1:8000 --requests 100 --concurrency 8`,
@@ -87,7 +95,7 @@ before it; prompt_tokens counts the prompt's words.`,
 				return err
 			}
 			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-			fmt.Fprintf(g.stderr, "airlock demo-model: SIMULATED model server (not a real model) %q listening on http://%s\n", cfg.Model, ln.Addr())
+			fmt.Fprintf(g.stderr, "airlock demo-model: SIMULATED model server (not a real model) %s listening on http://%s\n", cfg.Model, ln.Addr())
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()
 			select {
@@ -95,10 +103,15 @@ before it; prompt_tokens counts the prompt's words.`,
 				return err
 			case <-cmd.Context().Done():
 			}
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 10*time.Second)
+			// Drain: let answers in flight finish, then drop what is left
+			// (a hang fault never finishes on its own).
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), drainTimeout)
 			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-				return err
+			if err := srv.Shutdown(ctx); err != nil {
+				_ = srv.Close()
+				if !errors.Is(err, context.DeadlineExceeded) {
+					return err
+				}
 			}
 			return nil
 		},
