@@ -22,11 +22,19 @@ import (
 const gib = 1 << 30
 
 // fakeGPUs is what the mock's GPUs report: their total memory, and the
-// memory used by processes outside the queue, which a test may change.
+// memory used and utilization (percent) of processes outside the queue,
+// which a test may change.
 type fakeGPUs struct {
 	mu    sync.Mutex
 	total []uint64
 	used  []uint64
+	util  []uint32
+}
+
+func (f *fakeGPUs) setUtil(i int, pct uint32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.util[i] = pct
 }
 
 func (f *fakeGPUs) setUsed(i int, b uint64) {
@@ -43,7 +51,7 @@ func uuid(i int) string { return fmt.Sprintf("GPU-%08d-0000-0000-0000-0000000000
 // the queue's jobs, as it does not see a server still loading.
 func mockInventory(t *testing.T, totals ...uint64) (gpu.Inventory, *fakeGPUs) {
 	t.Helper()
-	f := &fakeGPUs{total: totals, used: make([]uint64, len(totals))}
+	f := &fakeGPUs{total: totals, used: make([]uint64, len(totals)), util: make([]uint32, len(totals))}
 	s := dgxa100.New()
 	s.DeviceGetCountFunc = func() (int, nvml.Return) { return len(totals), nvml.SUCCESS }
 	for i := range totals {
@@ -53,6 +61,11 @@ func mockInventory(t *testing.T, totals ...uint64) (gpu.Inventory, *fakeGPUs) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			return nvml.Memory_v2{Total: f.total[i], Used: f.used[i], Free: f.total[i] - f.used[i]}, nvml.SUCCESS
+		}
+		d.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return nvml.Utilization{Gpu: f.util[i]}, nvml.SUCCESS
 		}
 	}
 	inv, st := gpu.OpenNVML(s, gpu.Options{})
@@ -245,4 +258,22 @@ func TestQueueStrictWithOneSlot(t *testing.T) {
 	if err := wait(t, gt); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestQueuePrefersIdleGPU: of two GPUs with the same free memory, a job
+// goes to the one whose compute is idle, as NVML reports it.
+func TestQueuePrefersIdleGPU(t *testing.T) {
+	inv, f := mockInventory(t, 40*gib, 40*gib)
+	f.setUtil(0, 90)
+	q, _ := newTestQueue(t, QueueConfig{Inventory: inv})
+	j := newCtlJob(t)
+	tk, err := q.Submit(gpuJob("j", 0, 10*gib, j))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := j.await(t, tk)
+	if len(a.GPUs) != 1 || a.GPUs[0] != uuid(1) {
+		t.Errorf("placed on %v (%s), want the idle %s", a.GPUs, a.Reason, uuid(1))
+	}
+	j.finish()
 }

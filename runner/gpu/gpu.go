@@ -74,6 +74,10 @@ type Device struct {
 	// not on the GPU as a whole.
 	MIG          bool
 	MIGInstances []MIGInstance
+	// Utilization is the ratio 0–1 of time a kernel ran over the
+	// driver's last sample period; nil when unknown, and always for a GPU
+	// in MIG mode, where NVML does not report it.
+	Utilization *float64
 	// Lost reports NVML's ERROR_GPU_IS_LOST: the GPU fell off the bus or
 	// needs a reset. UUID is then the last one read, if any.
 	Lost bool

@@ -136,6 +136,11 @@ func (n *nvmlInventory) Devices(ctx context.Context) ([]Device, error) {
 				d.MemoryTotal, d.MemoryFree, d.MemoryUsed = m.Total, m.Free, m.Used
 			}
 			d.MIG = n.migEnabled(r, h)
+			if !d.MIG {
+				if u, ok := read(r, "utilization", h.GetUtilizationRates); ok {
+					d.Utilization = ptr(float64(u.Gpu) / 100)
+				}
+			}
 		}
 		if d.MIG {
 			for _, m := range n.migInstances(r, h, d) {

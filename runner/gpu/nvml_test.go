@@ -28,7 +28,7 @@ func TestDevices(t *testing.T) {
 		t.Fatalf("%d devices, want 8", len(devs))
 	}
 	want := Device{Index: 3, UUID: "GPU-00000003-0000-0000-0000-000000000000", Name: "Mock NVIDIA A100-SXM4-40GB",
-		MemoryTotal: gib40, MemoryFree: gib40 - 4<<30, MemoryUsed: 4 << 30}
+		MemoryTotal: gib40, MemoryFree: gib40 - 4<<30, MemoryUsed: 4 << 30, Utilization: ptr(0.4)}
 	if !reflect.DeepEqual(devs[3], want) {
 		t.Errorf("device 3 = %+v\nwant       %+v", devs[3], want)
 	}

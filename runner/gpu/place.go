@@ -22,9 +22,10 @@ type Need struct {
 // or "MIG-…", what CUDA_VISIBLE_DEVICES accepts), so that the choice holds
 // when the job's engine renumbers devices. Candidates are the GPUs that are
 // neither lost nor in MIG mode and, with AllowMIG, the MIG instances; of
-// those with MemoryBytes free, it picks the least loaded: the lowest share
-// of memory in use, then the most bytes free, then the lowest index. The
-// choice depends on its arguments only. reason says what was chosen or why
+// those with MemoryBytes free, it picks the least loaded: the lowest load
+// (the larger of the share of memory in use and the utilization, when
+// known), then the most bytes free, then the lowest index. The choice
+// depends on its arguments only. reason says what was chosen or why
 // nothing fits.
 func Place(devs []Device, need Need) (chosen []string, ok bool, reason string) {
 	if need.GPUs <= 0 {
@@ -37,11 +38,11 @@ func Place(devs []Device, need Need) (chosen []string, ok bool, reason string) {
 		case d.Lost:
 			lost++
 		case !d.MIG:
-			cands = append(cands, candidate{d.UUID, fmt.Sprintf("GPU %d", d.Index), d.Index, d.MemoryFree, d.MemoryTotal})
+			cands = append(cands, candidate{d.UUID, fmt.Sprintf("GPU %d", d.Index), d.Index, d.MemoryFree, d.MemoryTotal, d.Utilization})
 		case need.AllowMIG && need.GPUs == 1:
 			for _, m := range d.MIGInstances {
 				name := fmt.Sprintf("GPU %d MIG %d/%d", d.Index, m.GPUInstanceID, m.ComputeInstanceID)
-				cands = append(cands, candidate{m.UUID, name, d.Index, m.MemoryFree, m.MemoryTotal})
+				cands = append(cands, candidate{m.UUID, name, d.Index, m.MemoryFree, m.MemoryTotal, nil})
 			}
 		default:
 			migMode++
@@ -68,7 +69,7 @@ func Place(devs []Device, need Need) (chosen []string, ok bool, reason string) {
 		return nil, false, msg
 	}
 	slices.SortStableFunc(fit, func(a, b candidate) int {
-		return cmp.Or(cmp.Compare(a.usedShare(), b.usedShare()), cmp.Compare(b.free, a.free),
+		return cmp.Or(cmp.Compare(a.load(), b.load()), cmp.Compare(b.free, a.free),
 			cmp.Compare(a.index, b.index), cmp.Compare(a.uuid, b.uuid))
 	})
 	names := make([]string, need.GPUs)
@@ -83,6 +84,16 @@ type candidate struct {
 	uuid, name  string
 	index       int
 	free, total uint64
+	util        *float64
+}
+
+// load is how busy the candidate is: the larger of its memory share in
+// use and its utilization, where known (MIG instances have none).
+func (c candidate) load() float64 {
+	if c.util != nil {
+		return max(c.usedShare(), *c.util)
+	}
+	return c.usedShare()
 }
 
 // usedShare is the share of memory in use; unknown memory counts as full.

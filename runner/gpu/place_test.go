@@ -85,3 +85,17 @@ func ExamplePlace() {
 	// [GPU-1] true
 	// least loaded 1 of 2 fitting: GPU 1 (70.0 GiB free)
 }
+
+func TestPlaceWeighsUtilization(t *testing.T) {
+	devs := []Device{
+		{Index: 0, UUID: "GPU-busy", MemoryTotal: 40 << 30, MemoryFree: 36 << 30, Utilization: ptr(0.95)},
+		{Index: 1, UUID: "GPU-idle", MemoryTotal: 40 << 30, MemoryFree: 30 << 30, Utilization: ptr(0.05)},
+		{Index: 2, UUID: "GPU-unknown", MemoryTotal: 40 << 30, MemoryFree: 20 << 30},
+	}
+	// Load is the larger of memory share in use and utilization: busy
+	// 0.95, idle 0.25, unknown utilization 0.5 (memory alone).
+	got, ok, reason := Place(devs, Need{GPUs: 2, MemoryBytes: 10 << 30})
+	if !ok || len(got) != 2 || got[0] != "GPU-idle" || got[1] != "GPU-unknown" {
+		t.Errorf("placed %v (%s), want the idle GPU, then the one whose utilization is unknown", got, reason)
+	}
+}
