@@ -287,10 +287,7 @@ func (d *driver) exec(ctx context.Context, req *Request, tl *Timeline) {
 
 // attempt sends req once and records the outcome in tl.
 func (d *driver) attempt(ctx context.Context, req *Request, tl *Timeline) error {
-	actx, cancel := ctx, context.CancelFunc(func() {})
-	if d.opts.Timeout > 0 {
-		actx, cancel = context.WithTimeout(ctx, d.opts.Timeout)
-	}
+	actx, cancel := d.withTimeout(ctx)
 	attempts := tl.Attempts
 	err := d.eng.Do(actx, req, tl)
 	cancel()
@@ -307,6 +304,14 @@ func (d *driver) attempt(ctx context.Context, req *Request, tl *Timeline) error 
 	}
 	tl.Error = nil
 	return nil
+}
+
+// withTimeout bounds one attempt by Options.Timeout, when there is one.
+func (d *driver) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d.opts.Timeout > 0 {
+		return context.WithTimeout(ctx, d.opts.Timeout)
+	}
+	return ctx, func() {}
 }
 
 // classify is AsError, except that an attempt cut short because the run
@@ -439,10 +444,7 @@ func (b *batcher) send(ctx context.Context, batch []*batchItem) {
 		reqs[i], tls[i] = it.req, it.tl
 		it.tl.Batch = len(batch)
 	}
-	actx, cancel := ctx, context.CancelFunc(func() {})
-	if b.d.opts.Timeout > 0 {
-		actx, cancel = context.WithTimeout(ctx, b.d.opts.Timeout)
-	}
+	actx, cancel := b.d.withTimeout(ctx)
 	err := b.d.eng.(Batcher).DoBatch(actx, reqs, tls)
 	cancel()
 	for _, it := range batch {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/runner"
+	"github.com/airlock-dev/airlock/runner/enginetest"
 	"github.com/airlock-dev/airlock/runner/openai"
 	"github.com/airlock-dev/airlock/runner/sim"
 )
@@ -56,13 +57,7 @@ func TestFaultsAreDataPoints(t *testing.T) {
 	}
 	eng.CloseIdleConnections()
 	srv.Close()
-	for i := 0; runtime.NumGoroutine() > before+2; i++ {
-		if i > 500 {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines after the run, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	enginetest.NoGoroutinesLeft(t, before, 2)
 }
 
 // TestEvalRetriesHonourRetryAfter: with a retry policy (evals), a

@@ -152,15 +152,7 @@ func (o *observer) finish(tl *Timeline) {
 	if m.HasTPOT {
 		o.tpot.Observe(m.TPOT.Seconds())
 	}
-	var prev Duration = -1
-	for _, e := range tl.Events {
-		if e.Kind.Generated() && e.Kind != EventResponse {
-			if prev >= 0 {
-				o.chunk.Observe((e.At - prev).Seconds())
-			}
-			prev = e.At
-		}
-	}
+	tl.eachGap(func(g Duration) { o.chunk.Observe(g.Seconds()) })
 	switch {
 	case m.FromServer:
 		o.outServer.Add(float64(m.OutputTokens))

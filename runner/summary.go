@@ -276,15 +276,7 @@ func Summarize(res *Result, slo SLO) Summary {
 		if m.HasTPOT {
 			tpot = append(tpot, m.TPOT.Seconds())
 		}
-		var prev Duration = -1
-		for _, e := range tl.Events {
-			if e.Kind.Generated() && e.Kind != EventResponse {
-				if prev >= 0 {
-					gaps = append(gaps, (e.At - prev).Seconds())
-				}
-				prev = e.At
-			}
-		}
+		tl.eachGap(func(g Duration) { gaps = append(gaps, g.Seconds()) })
 		outTok = append(outTok, float64(m.OutputTokens))
 		s.Tokens.Output += m.OutputTokens
 		if tl.Usage != nil {

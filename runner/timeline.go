@@ -27,6 +27,24 @@ func (k EventKind) Generated() bool {
 	return k == EventContent || k == EventReasoning || k == EventToolCall || k == EventResponse
 }
 
+// streamed reports a generated event of a stream (not a whole response):
+// the events TTFT and inter-chunk gaps are taken from.
+func (k EventKind) streamed() bool { return k.Generated() && k != EventResponse }
+
+// eachGap calls f with each gap between consecutive streamed generated
+// events of t (the inter_chunk definition).
+func (t *Timeline) eachGap(f func(Duration)) {
+	var prev Duration = -1
+	for _, e := range t.Events {
+		if e.Kind.streamed() {
+			if prev >= 0 {
+				f(e.At - prev)
+			}
+			prev = e.At
+		}
+	}
+}
+
 // Event is one stream event, timed from the request's send.
 type Event struct {
 	At   Duration  `json:"at"`

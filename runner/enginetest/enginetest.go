@@ -62,7 +62,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("tokens per chunk", func(t *testing.T) { chunked(t, h) })
 	t.Run("timing", func(t *testing.T) { timing(t, h) })
 	t.Run("startup", func(t *testing.T) { startup(t, h) })
-	t.Run("no goroutines left", func(t *testing.T) { noLeaks(t, before) })
+	t.Run("no goroutines left", func(t *testing.T) { NoGoroutinesLeft(t, before, 2) })
 }
 
 // start starts an engine through the harness, with its lifecycle.
@@ -506,11 +506,12 @@ func startup(t *testing.T, h Harness) {
 	checkAnswer(t, tl, "a b c", 3, "length")
 }
 
-// noLeaks waits for the goroutines to return to their number before the
-// suite (idle connections and exited processes are reaped
-// asynchronously), and fails with a dump when they do not.
-func noLeaks(t *testing.T, before int) {
-	const slack = 2
+// NoGoroutinesLeft waits up to ten seconds for the goroutines to return to
+// before (plus slack) — idle connections and exited processes are reaped
+// asynchronously — and fails the test with a dump of every goroutine when
+// they do not. Engines' own tests use it too.
+func NoGoroutinesLeft(t *testing.T, before, slack int) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		n := runtime.NumGoroutine()
@@ -519,7 +520,7 @@ func noLeaks(t *testing.T, before int) {
 		}
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines after the suite, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+			t.Fatalf("%d goroutines left, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

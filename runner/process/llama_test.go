@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/runner"
+	"github.com/airlock-dev/airlock/runner/enginetest"
 	"github.com/airlock-dev/airlock/runner/process/internal/gguf"
 )
 
@@ -198,5 +199,5 @@ func TestLlama(t *testing.T) {
 	if !strings.Contains(out.String(), "serving") {
 		t.Errorf("server output %q", out.String())
 	}
-	checkGoroutines(t, before)
+	enginetest.NoGoroutinesLeft(t, before, 0)
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/runner"
+	"github.com/airlock-dev/airlock/runner/enginetest"
 	"github.com/airlock-dev/airlock/runner/sim"
 )
 
@@ -216,21 +217,6 @@ func checkGone(t *testing.T, pgid int) {
 	}
 }
 
-// checkGoroutines waits for the goroutines to return to before: idle
-// connections close asynchronously.
-func checkGoroutines(t *testing.T, before int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Errorf("%d goroutines, %d before the test:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func chat(id, content string, maxTokens int) *runner.Request {
 	return &runner.Request{ID: id, Kind: runner.Chat, MaxTokens: maxTokens,
 		Messages: []runner.Message{{Role: "user", Content: content}}}
@@ -289,7 +275,7 @@ func TestServe(t *testing.T) {
 	if err := e.Stop(t.Context()); err != nil {
 		t.Errorf("second Stop: %v", err)
 	}
-	checkGoroutines(t, before)
+	enginetest.NoGoroutinesLeft(t, before, 0)
 }
 
 // A shell command line: pipes, variables and exec work, and Stop still
@@ -471,7 +457,7 @@ func TestStopKillsTheGroup(t *testing.T) {
 				t.Errorf("Stop took %s with a grace of %s", d, grace)
 			}
 			checkGone(t, pgid)
-			checkGoroutines(t, before)
+			enginetest.NoGoroutinesLeft(t, before, 0)
 		})
 	}
 }

@@ -301,6 +301,10 @@ func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
 		fmt.Fprintf(g.stderr, "metrics on http://%s/metrics\n", addr)
 	}
 
+	var batch runner.Batch // zero, and left out of the report, unless batching
+	if f.batch > 1 {
+		batch = runner.Batch{MaxSize: f.batch, MaxWait: f.batchWait}
+	}
 	keep := f.keepOutput || f.outputJSONL != ""
 	apiKey := os.Getenv(EnvOpenAIKey)
 	runID := newRunID()
@@ -383,7 +387,7 @@ func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
 			prog := newCountProgress(g, "requests")
 			var err error
 			res, err = runner.Run(ctx, eng, reqs, runner.Options{Load: load, Timeout: f.timeout, SLO: slo, Metrics: metrics,
-				Batch: runner.Batch{MaxSize: f.batch, MaxWait: f.batchWait}, Progress: prog.set})
+				Batch: batch, Progress: prog.set})
 			prog.finish()
 			gsum = sampler.Stop(context.WithoutCancel(ctx))
 			return err
@@ -407,12 +411,9 @@ func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
 		gs = &gsum
 	}
 	rep := &runner.Report{Schema: runner.ReportSchema, RunID: runID, Tool: "airlock/" + version(), Release: release,
-		Engine: info, Load: res.Load, Timeout: runner.Duration(f.timeout), Batch: runner.Batch{MaxSize: f.batch, MaxWait: f.batchWait},
+		Engine: info, Load: res.Load, Timeout: runner.Duration(f.timeout), Batch: batch,
 		Started: res.Start.UTC(), Interrupted: res.Interrupted, Definitions: runner.Definitions, Summary: sum,
 		GPU: runner.NewGPUReport(status, gs, sum.Tokens.Output)}
-	if f.batch <= 1 {
-		rep.Batch = runner.Batch{}
-	}
 	if !f.noTimelines {
 		rep.Requests = res.Timelines
 	}
