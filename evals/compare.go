@@ -102,6 +102,9 @@ func Compare(baseline, candidate []ItemResult, o CompareOptions) (Comparison, er
 			c.Missing = append(c.Missing, r.ID)
 		}
 	}
+	if c.N == 0 {
+		return c, fmt.Errorf("compare: the baseline and the candidate have no item in common (%d items in one arm only)", len(c.Missing))
+	}
 	slices.Sort(c.Regressed)
 	slices.Sort(c.Fixed)
 	slices.Sort(c.Missing)

@@ -17,6 +17,17 @@ type Output struct {
 	// HasCost is false when no price is configured.
 	CostUSD float64
 	HasCost bool
+	// RefusalMessage is the release's own refusal (its safety file); an
+	// output containing it is a refusal, as is one IsRefusal finds.
+	RefusalMessage string
+}
+
+// Refused reports whether the output is a refusal.
+func (o *Output) Refused() bool {
+	if m := strings.TrimSpace(o.RefusalMessage); m != "" && strings.Contains(o.Text, m) {
+		return true
+	}
+	return IsRefusal(o.Text)
 }
 
 // Judge scores an output against a rubric on a 1..scale scale (a judge
@@ -92,9 +103,15 @@ func check(it *Item, a *Assertion, out Output, judge Judge) (bool, string, error
 	}
 	switch a.Type {
 	case "equals":
-		return fold(strings.TrimSpace(text)) == fold(strings.TrimSpace(a.Value)), "", nil
+		if fold(strings.TrimSpace(text)) != fold(strings.TrimSpace(a.Value)) {
+			return false, fmt.Sprintf("output is not %q", clip(a.Value, 60)), nil
+		}
+		return true, "", nil
 	case "contains":
-		return strings.Contains(fold(text), fold(a.Value)), "", nil
+		if !strings.Contains(fold(text), fold(a.Value)) {
+			return false, fmt.Sprintf("no %q in the output", clip(a.Value, 60)), nil
+		}
+		return true, "", nil
 	case "not-contains":
 		ok := !strings.Contains(fold(text), fold(a.Value))
 		if !ok {
@@ -102,7 +119,10 @@ func check(it *Item, a *Assertion, out Output, judge Judge) (bool, string, error
 		}
 		return true, "", nil
 	case "regex":
-		return a.re.MatchString(text), "", nil
+		if !a.re.MatchString(text) {
+			return false, fmt.Sprintf("no match for /%s/", clip(a.Value, 60)), nil
+		}
+		return true, "", nil
 	case "json-schema":
 		var v any
 		if err := json.Unmarshal([]byte(extractJSON(text)), &v); err != nil {
@@ -113,7 +133,7 @@ func check(it *Item, a *Assertion, out Output, judge Judge) (bool, string, error
 		}
 		return true, "", nil
 	case "refusal":
-		got := IsRefusal(text)
+		got := out.Refused()
 		if got != *a.Expected {
 			if got {
 				return false, "refused, but an answer was expected", nil

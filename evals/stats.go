@@ -19,7 +19,8 @@ func NormalQuantile(p float64) float64 {
 
 // Interval is a confidence interval.
 type Interval struct {
-	Lo, Hi float64
+	Lo float64 `json:"lo"`
+	Hi float64 `json:"hi"`
 }
 
 // Wilson is the Wilson score interval for x successes out of n at
@@ -90,7 +91,9 @@ func McNemarExact(b, c int) float64 {
 // a baseline on the same n items: Worse counts items the baseline passed
 // and the candidate failed (McNemar's b), Better the other way (c).
 type Paired struct {
-	N, Worse, Better int
+	N      int `json:"n"`
+	Worse  int `json:"worse"`
+	Better int `json:"better"`
 }
 
 // Diff is the candidate's pass rate minus the baseline's, (c − b)/n, and
@@ -166,16 +169,8 @@ func PairedBootstrap(baseline, candidate []float64, f func([]float64) float64, b
 		}
 	}
 	slices.Sort(deltas)
-	q := func(p float64) float64 { // linear interpolation between closest ranks
-		h := (float64(b) - 1) * p
-		lo := int(math.Floor(h))
-		if lo+1 >= b {
-			return deltas[b-1]
-		}
-		return deltas[lo] + (h-float64(lo))*(deltas[lo+1]-deltas[lo])
-	}
 	a := (1 - conf) / 2
-	return Bootstrap{Delta: f(candidate) - f(baseline), CI: Interval{q(a), q(1 - a)}, PAtMost0: float64(le0) / float64(b)}, nil
+	return Bootstrap{Delta: f(candidate) - f(baseline), CI: Interval{percentile(deltas, 100*a), percentile(deltas, 100*(1-a))}, PAtMost0: float64(le0) / float64(b)}, nil
 }
 
 // Mean is the arithmetic mean, the usual f for PairedBootstrap.

@@ -23,7 +23,11 @@ type Suite struct {
 	APIVersion string `yaml:"apiVersion" json:"apiVersion"`
 	Kind       string `yaml:"kind" json:"kind"`
 	Name       string `yaml:"name" json:"name"`
-	Items      []Item `yaml:"items" json:"items"`
+	// Vars are defaults for the template variables of every item (the
+	// release's system prompt and the items' messages); an item's own
+	// vars win.
+	Vars  map[string]string `yaml:"vars" json:"vars,omitempty"`
+	Items []Item            `yaml:"items" json:"items"`
 }
 
 // Message is one chat message of an item.

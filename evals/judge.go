@@ -1,0 +1,125 @@
+package evals
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// The judge model's prompts and the parsing of its answers. Asking the
+// model is the caller's (the runner's); this part stays pure so that what
+// counts as an answer is tested without a model.
+
+// JudgeMessages asks a judge to grade output against the assertion's
+// rubric on 1..scale, answering with the number alone.
+func JudgeMessages(it *Item, a *Assertion, output string) []Message {
+	var q strings.Builder
+	for _, m := range it.Messages {
+		if m.Role == "user" {
+			q.WriteString(m.Content)
+			q.WriteString("\n")
+		}
+	}
+	return []Message{
+		{Role: "system", Content: fmt.Sprintf("You grade an AI assistant's answer against a rubric. Reply with one whole number from 1 (worst) to %d (best) and nothing else.", a.Scale)},
+		{Role: "user", Content: fmt.Sprintf("Rubric:\n%s\n\nThe user asked:\n%s\nThe assistant answered:\n<answer>\n%s\n</answer>\n\nScore (1-%d):", a.Rubric, strings.TrimSpace(q.String()), output, a.Scale)},
+	}
+}
+
+var judgeNumber = regexp.MustCompile(`^\s*(?:score\s*[:=]?\s*)?\**(\d+(?:\.\d+)?)\**\s*(?:/\s*\d+)?\s*\.?\s*$`)
+
+// ParseJudgeScore reads a judge's answer: one number, optionally as
+// "Score: 4" or "4/5". Anything else (words around it, two numbers, a
+// number off the scale) is an error that quotes the answer: a judge that
+// answers garbage fails the eval, never passes or skips the item.
+func ParseJudgeScore(answer string, scale int) (float64, error) {
+	m := judgeNumber.FindStringSubmatch(strings.ToLower(answer))
+	if m == nil {
+		return 0, fmt.Errorf("the judge answered %q, not a score from 1 to %d", clip(answer, 80), scale)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil || v < 1 || v > float64(scale) {
+		return 0, fmt.Errorf("the judge answered %q, outside the scale 1 to %d", clip(answer, 80), scale)
+	}
+	return v, nil
+}
+
+// PairwiseMessages asks a judge which of two answers better meets the
+// rubric; the caller asks twice with the answers swapped (position bias,
+// canary-evals.md §3.4).
+func PairwiseMessages(it *Item, rubric, first, second string) []Message {
+	var q strings.Builder
+	for _, m := range it.Messages {
+		if m.Role == "user" {
+			q.WriteString(m.Content)
+			q.WriteString("\n")
+		}
+	}
+	return []Message{
+		{Role: "system", Content: "You compare two AI assistants' answers to the same request against a rubric. Reply with exactly A, B or TIE."},
+		{Role: "user", Content: fmt.Sprintf("Rubric:\n%s\n\nThe user asked:\n%s\n<answer_a>\n%s\n</answer_a>\n<answer_b>\n%s\n</answer_b>\n\nBetter answer (A, B or TIE):", rubric, strings.TrimSpace(q.String()), first, second)},
+	}
+}
+
+// ParsePairwise reads a pairwise judge's answer: A, B or TIE.
+func ParsePairwise(answer string) (string, error) {
+	s := strings.ToUpper(strings.Trim(strings.TrimSpace(answer), ".*\"'"))
+	switch s {
+	case "A", "B", "TIE":
+		return s, nil
+	}
+	return "", fmt.Errorf("the judge answered %q, not A, B or TIE", clip(answer, 80))
+}
+
+// SwappedOutcome combines the two orders of a pairwise judgement of the
+// candidate against the baseline: first with the candidate as A, second
+// with it as B. A win or loss counts only when both orders agree;
+// anything else is a tie.
+func SwappedOutcome(first, second string) Outcome {
+	switch {
+	case first == "A" && second == "B":
+		return Win
+	case first == "B" && second == "A":
+		return Loss
+	}
+	return Tie
+}
+
+// WinRate is the side-by-side result of a candidate against a baseline:
+// (wins + ties/2)/n, with a two-sided sign test on wins against losses
+// (ties left out), canary-evals.md §3.4.
+type WinRate struct {
+	Wins   int     `json:"wins"`
+	Losses int     `json:"losses"`
+	Ties   int     `json:"ties"`
+	Rate   float64 `json:"win_rate"`
+	PValue float64 `json:"p_value"`
+}
+
+// NewWinRate counts outcomes and tests them.
+func NewWinRate(outcomes []Outcome) WinRate {
+	var w WinRate
+	for _, o := range outcomes {
+		switch o {
+		case Win:
+			w.Wins++
+		case Loss:
+			w.Losses++
+		default:
+			w.Ties++
+		}
+	}
+	if n := len(outcomes); n > 0 {
+		w.Rate = (float64(w.Wins) + float64(w.Ties)/2) / float64(n)
+	}
+	w.PValue = McNemarExact(w.Losses, w.Wins) // the same exact binomial sign test
+	return w
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
