@@ -31,6 +31,10 @@ type Options struct {
 	// Progress is called after every finished request with the counts so
 	// far; it must be quick and safe for concurrent use.
 	Progress func(done, total int)
+	// OnDone is called with every finished measured request (not the
+	// warm-up), before Progress: evals record results as they come, so an
+	// interrupted run can resume. It must be safe for concurrent use.
+	OnDone func(tl *Timeline)
 	// Logger gets a line per failed request at debug level; nil is silent.
 	Logger *slog.Logger
 }
@@ -251,6 +255,9 @@ func (d *driver) send(ctx context.Context, b *batcher, req *Request, tl *Timelin
 	}
 	if d.obs != nil {
 		d.obs.finish(tl)
+	}
+	if f := d.opts.OnDone; f != nil && !tl.Warmup {
+		f(tl)
 	}
 	if p := d.opts.Progress; p != nil {
 		p(int(d.done.Add(1)), d.total)
