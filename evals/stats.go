@@ -135,9 +135,9 @@ var ErrNoItems = errors.New("no items")
 // f(candidate) − f(baseline) over resamples of the items, and the share of
 // resamples in which the difference was at most zero.
 type Bootstrap struct {
-	Delta    float64 // f(candidate) − f(baseline) on the items as they are
-	CI       Interval
-	PAtMost0 float64
+	Delta    float64  `json:"delta"` // f(candidate) − f(baseline) on the items as they are
+	CI       Interval `json:"ci"`
+	PAtMost0 float64  `json:"p_at_most_0"`
 }
 
 // PairedBootstrap resamples item indices with replacement, the same indices
