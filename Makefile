@@ -7,7 +7,7 @@ BIN     := bin/airlock
 TOOLS   := .ci/install-tools.sh
 GOFLAGS_TEST ?= -race
 
-.PHONY: all build tools test interop lint fuzz fuzz-registry bench bench-transfer bench-registry bench-sign bench-runner bench-smoke demo clean
+.PHONY: all build tools test interop lint fuzz fuzz-registry bench bench-transfer bench-registry bench-sign bench-runner bench-evals bench-smoke demo clean
 
 all: build
 
@@ -61,8 +61,9 @@ fuzz-registry: build
 
 # Every benchmark: client push/pull (bench/transfer), the registry
 # (bench/registry), 2 GiB, 3 runs each, signing (bench/sign, a 10 GiB
-# release) and the runner (bench/runner); about twenty-five minutes.
-bench: bench-transfer bench-registry bench-sign bench-runner
+# release), the runner (bench/runner) and eval scoring (bench/evals);
+# about twenty-five minutes.
+bench: bench-transfer bench-registry bench-sign bench-runner bench-evals
 
 # Push/pull throughput against regctl and sha256.
 bench-transfer: tools
@@ -82,12 +83,17 @@ bench-sign:
 bench-runner:
 	$(GO) run ./bench/runner -requests 20000 -runs 5
 
+# Eval scoring and statistics on 100,000 items with five assertions each.
+bench-evals:
+	$(GO) run ./bench/evals -items 100000 -runs 5
+
 # The benchmark harnesses on small files, to keep them working (CI).
 bench-smoke: tools
 	$(GO) run ./bench/transfer -size 64MiB -runs 1 -out bench/results/transfer-smoke.md
 	$(GO) run ./bench/registry -size 64MiB -runs 1 -registries airlock,docker-registry -out bench/results/registry-smoke.md
 	$(GO) run ./bench/sign -large 64MiB -runs 3 -out bench/results/sign-smoke.md
 	$(GO) run ./bench/runner -requests 2000 -runs 1 -concurrency 1,16 -rate 2000 -out bench/results/runner-smoke.md
+	$(GO) run ./bench/evals -items 10000 -runs 1 -out bench/results/evals-smoke.md
 
 demo: build
 	$(GO) run ./examples/demo -airlock $(BIN) -example examples/support-bot

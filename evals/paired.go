@@ -108,7 +108,7 @@ func ComparePaired(baseline, candidate []Sample, o CompareOptions, resamples int
 		return 0
 	})
 	if len(xs) > 0 && resamples > 0 {
-		b, err := PairedBootstrap(xs, ys, Mean, resamples, seed, 1-2*alpha)
+		b, err := PairedBootstrapMean(xs, ys, resamples, seed, 1-2*alpha)
 		if err != nil {
 			return r, err
 		}

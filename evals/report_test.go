@@ -75,7 +75,7 @@ func fullReport(t *testing.T) *Report {
 		Seed: 1, Shipped: &ShippedRef{SystemPrompt: Digest([]byte("p")), Safety: Digest([]byte("q")), MaxTokens: 512, Temperature: &temp, Redact: []string{"email"}},
 		Started: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC), Duration: 1.5, Metrics: mc,
 		Baseline: &Baseline{Release: ReleaseRef{Ref: "reg/app:1", Digest: Digest([]byte("b"))}, Engine: EngineRef{Kind: "openai"}, Metrics: mb, Paired: p, Samples: base},
-		Notes: []string{"a note"}, Samples: cand}
+		Notes:    []string{"a note"}, Samples: cand}
 }
 
 func TestReportMatchesItsSchema(t *testing.T) {

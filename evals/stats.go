@@ -173,6 +173,43 @@ func PairedBootstrap(baseline, candidate []float64, f func([]float64) float64, b
 	return Bootstrap{Delta: f(candidate) - f(baseline), CI: Interval{percentile(deltas, 100*a), percentile(deltas, 100*(1-a))}, PAtMost0: float64(le0) / float64(b)}, nil
 }
 
+// PairedBootstrapMean is PairedBootstrap with f = Mean, drawing the same
+// resamples from the same seed, computed on the per-item differences: one
+// read per draw instead of two arrays and two means, which matters at
+// 100,000 items.
+func PairedBootstrapMean(baseline, candidate []float64, b int, seed uint64, conf float64) (Bootstrap, error) {
+	n := len(baseline)
+	if n == 0 {
+		return Bootstrap{}, ErrNoItems
+	}
+	if len(candidate) != n {
+		return Bootstrap{}, fmt.Errorf("paired bootstrap: %d baseline items but %d candidate items", n, len(candidate))
+	}
+	if b < 1 {
+		return Bootstrap{}, fmt.Errorf("paired bootstrap: %d resamples", b)
+	}
+	d := make([]float64, n)
+	for i := range n {
+		d[i] = candidate[i] - baseline[i]
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x626f6f74))
+	deltas := make([]float64, b)
+	le0 := 0
+	for r := range b {
+		s := 0.0
+		for range n {
+			s += d[rng.IntN(n)]
+		}
+		deltas[r] = s / float64(n)
+		if deltas[r] <= 0 {
+			le0++
+		}
+	}
+	slices.Sort(deltas)
+	a := (1 - conf) / 2
+	return Bootstrap{Delta: Mean(candidate) - Mean(baseline), CI: Interval{percentile(deltas, 100*a), percentile(deltas, 100*(1-a))}, PAtMost0: float64(le0) / float64(b)}, nil
+}
+
 // Mean is the arithmetic mean, the usual f for PairedBootstrap.
 func Mean(xs []float64) float64 {
 	s := 0.0

@@ -201,3 +201,30 @@ func TestPairedBootstrap(t *testing.T) {
 		t.Error("no items accepted")
 	}
 }
+
+// The mean specialisation draws the same resamples as the general one.
+func TestPairedBootstrapMeanIsTheGeneralOne(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	a, b := make([]float64, 300), make([]float64, 300)
+	for i := range a {
+		a[i] = float64(rng.IntN(2))
+		b[i] = float64(rng.IntN(3)) / 2
+	}
+	g, err := PairedBootstrap(a, b, Mean, 3000, 9, 0.9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := PairedBootstrapMean(a, b, 3000, 9, 0.9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	near(t, "delta", m.Delta, g.Delta, 1e-12)
+	near(t, "lower", m.CI.Lo, g.CI.Lo, 1e-12)
+	near(t, "upper", m.CI.Hi, g.CI.Hi, 1e-12)
+	if m.PAtMost0 != g.PAtMost0 {
+		t.Errorf("P(≤0) %v vs %v", m.PAtMost0, g.PAtMost0)
+	}
+	if _, err := PairedBootstrapMean(a, b[:2], 10, 1, 0.9); err == nil {
+		t.Error("unpaired lengths accepted")
+	}
+}

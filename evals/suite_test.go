@@ -224,3 +224,30 @@ func BenchmarkScore100k(b *testing.B) {
 		}
 	}
 }
+
+// Patterns and schemas repeated across items are compiled once, and a bad
+// one is still reported for every item that uses it.
+func TestRepeatedPatternsEachReported(t *testing.T) {
+	y := `apiVersion: airlock.dev/v1
+kind: EvalSuite
+name: rep
+items:
+  - {id: a, messages: [{role: user, content: x}], assert: [{type: regex, value: '(('}, {type: json-schema, schema: {type: 7}}]}
+  - {id: b, messages: [{role: user, content: x}], assert: [{type: regex, value: '(('}, {type: json-schema, schema: {type: 7}}]}
+  - {id: c, messages: [{role: user, content: x}], assert: [{type: regex, value: 'P'}]}
+  - {id: d, messages: [{role: user, content: x}], assert: [{type: regex, value: 'P'}]}
+`
+	_, err := ParseSuite([]byte(y), "rep")
+	for _, want := range []string{`item "a": assert[0] (regex)`, `item "b": assert[0] (regex)`, `item "a": assert[1] (json-schema)`, `item "b": assert[1] (json-schema)`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in %v", want, err)
+		}
+	}
+	s, err := ParseSuite([]byte(strings.SplitN(y, "  - {id: a", 2)[0]+"  - {id: c, messages: [{role: user, content: x}], assert: [{type: regex, value: 'P'}]}\n  - {id: d, messages: [{role: user, content: x}], assert: [{type: regex, value: 'P'}]}\n"), "rep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Items[0].Assert[0].re != s.Items[1].Assert[0].re {
+		t.Error("the same pattern compiled twice")
+	}
+}
