@@ -21,8 +21,6 @@ import (
 	"github.com/airlock-dev/airlock/registry/sign"
 	"github.com/airlock-dev/airlock/runner"
 	"github.com/airlock-dev/airlock/runner/gpu"
-	"github.com/airlock-dev/airlock/runner/openai"
-	"github.com/airlock-dev/airlock/runner/process"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -165,33 +163,12 @@ sampled every --gpu-interval through NVML; without a driver the report says
 
 func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
 	// Everything about the command line is checked before anything starts.
-	if f.engine == "" {
-		switch {
-		case f.cmdTemplate != "" && f.endpoint == "":
-			f.engine = "process"
-		case f.endpoint != "":
-			f.engine = "openai"
-		default:
-			return usagef("give --endpoint URL (an OpenAI-compatible server) or --cmd TEMPLATE (a server to start)")
-		}
+	spec := engineSpec{kind: f.engine, endpoint: f.endpoint, cmdTemplate: f.cmdTemplate, dir: f.dir, model: f.model,
+		serverLog: f.serverLog, readyTimeout: f.readyTimeout, maxConns: f.concurrency}
+	if err := spec.check(len(a) > 0); err != nil {
+		return err
 	}
-	switch f.engine {
-	case "openai":
-		if f.endpoint == "" || f.cmdTemplate != "" {
-			return usagef("--engine openai needs --endpoint and no --cmd")
-		}
-	case "process":
-		if f.cmdTemplate == "" || f.endpoint != "" {
-			return usagef("--engine process needs --cmd and no --endpoint")
-		}
-		if f.dir == "" && len(a) == 0 {
-			return usagef("--engine process needs the release: give REF or --dir")
-		}
-	case "kubernetes":
-		return usagef("--engine kubernetes is not built yet; use openai or process")
-	default:
-		return usagef("--engine %q: want openai or process", f.engine)
-	}
+	f.engine = spec.kind
 	if (f.gpus > 0 || f.gpuMemory != "" || f.requireGPU) && f.engine != "process" {
 		return usagef("--gpus, --gpu-memory and --require-gpu place a server this command starts: use them with --engine process")
 	}
@@ -306,7 +283,6 @@ func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
 		batch = runner.Batch{MaxSize: f.batch, MaxWait: f.batchWait}
 	}
 	keep := f.keepOutput || f.outputJSONL != ""
-	apiKey := os.Getenv(EnvOpenAIKey)
 	runID := newRunID()
 	digest := ""
 	if release != nil {
@@ -321,58 +297,18 @@ func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
 	// process engine starts on GPUs with room (CUDA_VISIBLE_DEVICES).
 	job := runner.Job{ID: runID, Kind: runner.JobBench, Need: gpu.Need{GPUs: f.gpus, MemoryBytes: uint64(gpuMem)}, RequireGPU: f.requireGPU,
 		Run: func(ctx context.Context, a runner.Assignment) error {
-			var eng runner.Engine
-			switch f.engine {
-			case "openai":
-				e, err := openai.New(openai.Options{BaseURL: f.endpoint, APIKey: apiKey, Model: f.model, KeepOutput: keep,
-					MaxConns: max(f.concurrency, 1), UserAgent: "airlock/" + version()})
-				if err != nil {
-					return usageError{err}
-				}
-				if f.model == "" {
-					m, err := e.ResolveModel(ctx)
-					if err != nil {
-						return fmt.Errorf("finding the model at %s: %w", f.endpoint, err)
-					}
-					f.model = m
-				}
-				eng = e
-			case "process":
-				var logw io.Writer
-				if f.serverLog != "" {
-					lf, err := os.Create(f.serverLog)
-					if err != nil {
-						return err
-					}
-					defer lf.Close()
-					logw = lf
-				}
-				e, err := process.New(process.Options{Command: f.cmdTemplate, Dir: f.dir, Model: f.model, APIKey: apiKey, Env: a.Env(),
-					KeepOutput: keep, MaxConns: max(f.concurrency, 1), ReadyTimeout: f.readyTimeout, Stdout: logw, Stderr: logw,
-					UserAgent: "airlock/" + version()})
-				if err != nil {
-					return usageError{err}
-				}
-				where := "CPU only"
-				if !a.CPUOnly {
-					where = "GPUs " + strings.Join(a.GPUs, ",")
-				}
-				fmt.Fprintf(g.stderr, "starting the server (%s: %s)\n", where, a.Reason)
-				start := time.Now()
-				// Stop runs even when Start failed half-way.
-				defer func() {
-					stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-					defer cancel()
-					if err := e.Stop(stopCtx); err != nil {
-						fmt.Fprintf(g.stderr, "stopping the server: %v\n", err)
-					}
-				}()
-				if err := e.Start(ctx); err != nil {
-					return fmt.Errorf("starting the server: %w", err)
-				}
-				fmt.Fprintf(g.stderr, "server ready after %s\n", time.Since(start).Round(time.Millisecond))
-				eng = e
+			spec.dir, spec.keepOutput, spec.env = f.dir, keep, a.Env()
+			spec.where = "CPU only"
+			if !a.CPUOnly {
+				spec.where = "GPUs " + strings.Join(a.GPUs, ",")
 			}
+			spec.where += ": " + a.Reason
+			eng, model, stop, err := spec.start(ctx, g)
+			defer stop()
+			if err != nil {
+				return err
+			}
+			f.model = model
 			for i := range reqs {
 				if reqs[i].Model == "" {
 					reqs[i].Model = f.model
@@ -385,7 +321,6 @@ func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
 			metrics.RunInfo(runID, info.Model, digest, info.Kind, string(load.Arrival))
 			sampler := gpu.StartSampler(ctx, inv, gpu.SamplerOptions{Interval: f.gpuInterval})
 			prog := newCountProgress(g, "requests")
-			var err error
 			res, err = runner.Run(ctx, eng, reqs, runner.Options{Load: load, Timeout: f.timeout, SLO: slo, Metrics: metrics,
 				Batch: batch, Progress: prog.set})
 			prog.finish()
@@ -417,7 +352,7 @@ func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
 	if !f.noTimelines {
 		rep.Requests = res.Timelines
 	}
-	if err := writeBenchReport(g, f.report, rep); err != nil {
+	if err := writeReport(g, f.report, rep.WriteJSON); err != nil {
 		return err
 	}
 	if f.outputJSONL != "" {
@@ -483,15 +418,16 @@ func benchRequests(f benchFlags, kind runner.Kind) ([]runner.Request, error) {
 	return reqs, nil
 }
 
-func writeBenchReport(g *globals, path string, rep *runner.Report) error {
+// writeReport writes a report with write to path, or to stdout for "-".
+func writeReport(g *globals, path string, write func(io.Writer) error) error {
 	if path == "-" {
-		return rep.WriteJSON(g.stdout)
+		return write(g.stdout)
 	}
 	fh, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := rep.WriteJSON(fh); err != nil {
+	if err := write(fh); err != nil {
 		fh.Close()
 		return err
 	}

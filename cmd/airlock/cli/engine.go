@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/airlock-dev/airlock/runner"
+	"github.com/airlock-dev/airlock/runner/openai"
+	"github.com/airlock-dev/airlock/runner/process"
+)
+
+// engineSpec is how bench and eval reach a model: an OpenAI-compatible
+// endpoint, or a serving command started on a release directory.
+type engineSpec struct {
+	kind, endpoint, cmdTemplate, dir, model, serverLog string
+	readyTimeout                                       time.Duration
+	keepOutput                                         bool
+	maxConns                                           int
+	env                                                []string // extra environment of a started server (CUDA_VISIBLE_DEVICES)
+	where                                              string   // for the "starting the server" line
+}
+
+// check reports a wrong combination of engine flags.
+func (s *engineSpec) check(haveRelease bool) error {
+	if s.kind == "" {
+		switch {
+		case s.cmdTemplate != "" && s.endpoint == "":
+			s.kind = "process"
+		case s.endpoint != "":
+			s.kind = "openai"
+		default:
+			return usagef("give --endpoint URL (an OpenAI-compatible server) or --cmd TEMPLATE (a server to start)")
+		}
+	}
+	switch s.kind {
+	case "openai":
+		if s.endpoint == "" || s.cmdTemplate != "" {
+			return usagef("--engine openai needs --endpoint and no --cmd")
+		}
+	case "process":
+		if s.cmdTemplate == "" || s.endpoint != "" {
+			return usagef("--engine process needs --cmd and no --endpoint")
+		}
+		if s.dir == "" && !haveRelease {
+			return usagef("--engine process needs the release: give REF or --dir")
+		}
+	case "kubernetes":
+		return usagef("--engine kubernetes is not built yet; use openai or process")
+	default:
+		return usagef("--engine %q: want openai or process", s.kind)
+	}
+	return nil
+}
+
+// start builds the engine (starting the server for process) and returns
+// it with the served model name and a stop function that is always safe
+// to call, also after a failed start.
+func (s *engineSpec) start(ctx context.Context, g *globals) (runner.Engine, string, func(), error) {
+	apiKey := os.Getenv(EnvOpenAIKey)
+	nop := func() {}
+	switch s.kind {
+	case "openai":
+		e, err := openai.New(openai.Options{BaseURL: s.endpoint, APIKey: apiKey, Model: s.model, KeepOutput: s.keepOutput,
+			MaxConns: max(s.maxConns, 1), UserAgent: "airlock/" + version()})
+		if err != nil {
+			return nil, "", nop, usageError{err}
+		}
+		model := s.model
+		if model == "" {
+			m, err := e.ResolveModel(ctx)
+			if err != nil {
+				return nil, "", nop, fmt.Errorf("finding the model at %s: %w", s.endpoint, err)
+			}
+			model = m
+		}
+		return e, model, nop, nil
+	case "process":
+		var logw io.Writer
+		var logf *os.File
+		if s.serverLog != "" {
+			f, err := os.Create(s.serverLog)
+			if err != nil {
+				return nil, "", nop, err
+			}
+			logf, logw = f, f
+		}
+		e, err := process.New(process.Options{Command: s.cmdTemplate, Dir: s.dir, Model: s.model, APIKey: apiKey, Env: s.env,
+			KeepOutput: s.keepOutput, MaxConns: max(s.maxConns, 1), ReadyTimeout: s.readyTimeout, Stdout: logw, Stderr: logw,
+			UserAgent: "airlock/" + version()})
+		if err != nil {
+			if logf != nil {
+				logf.Close()
+			}
+			return nil, "", nop, usageError{err}
+		}
+		where := s.where
+		if where == "" {
+			where = "CPU only"
+		}
+		fmt.Fprintf(g.stderr, "starting the server (%s)\n", where)
+		began := time.Now()
+		stop := func() {
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := e.Stop(stopCtx); err != nil {
+				fmt.Fprintf(g.stderr, "stopping the server: %v\n", err)
+			}
+			if logf != nil {
+				logf.Close()
+			}
+		}
+		if err := e.Start(ctx); err != nil {
+			stop()
+			return nil, "", nop, fmt.Errorf("starting the server: %w", err)
+		}
+		fmt.Fprintf(g.stderr, "server ready after %s\n", time.Since(began).Round(time.Millisecond))
+		return e, e.Describe().Model, stop, nil
+	}
+	return nil, "", nop, usagef("--engine %q: want openai or process", s.kind)
+}
