@@ -15,13 +15,18 @@ import (
 )
 
 // CacheKey is what makes two runs' generations interchangeable: the
-// release digest, the suite digest, the engine (kind and served model),
-// the seed, and the samples asked for. Two runs with the same key send
-// the same requests to the same model, so the second need not pay again.
+// release digest, the suite digest, the engine (its kind; for the process
+// engine also the serving command, which decides how the release is
+// served), the model asked for ("" for the server's own), the seed, and
+// the samples asked for. Two runs with the same key send the same requests
+// to the same release served the same way, so the second need not pay
+// again. An endpoint's URL is not part of it: the release digest names
+// what answers.
 type CacheKey struct {
 	Release string `json:"release"`
 	Suite   string `json:"suite"`
 	Engine  string `json:"engine"`
+	Command string `json:"command,omitempty"`
 	Model   string `json:"model"`
 	Seed    uint64 `json:"seed"`
 	Samples int    `json:"samples"`
@@ -162,4 +167,17 @@ func (c *Cache) Close() error {
 		return err
 	}
 	return c.f.Close()
+}
+
+// Model is the served model of the cached generations, when they name
+// one.
+func (c *Cache) Model() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, g := range c.gens {
+		if g.Model != "" {
+			return g.Model
+		}
+	}
+	return ""
 }

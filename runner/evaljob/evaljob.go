@@ -69,8 +69,10 @@ type Result struct {
 // Generation is one sample's raw result, before scoring: what the cache
 // keeps.
 type Generation struct {
-	Item         string  `json:"item"`
-	Sample       int     `json:"sample"`
+	Item   string `json:"item"`
+	Sample int    `json:"sample"`
+	// Model is the served model that answered.
+	Model        string  `json:"model,omitempty"`
 	Output       string  `json:"output"`
 	Error        string  `json:"error,omitempty"`
 	ErrorClass   string  `json:"error_class,omitempty"`
@@ -137,6 +139,46 @@ func Requests(o *Options, it *evals.Item, n int) ([]runner.Request, error) {
 	return out, nil
 }
 
+// plan lists the samples of the suite in order and the requests of those
+// the cache does not have.
+func plan(o *Options, cached map[key]Generation) ([]slot, []runner.Request, error) {
+	var order []slot
+	var reqs []runner.Request
+	for k := range o.Suite.Items {
+		it := &o.Suite.Items[k]
+		n := it.N
+		if n == 0 {
+			n = max(o.Samples, 1)
+		}
+		rs, err := Requests(o, it, n)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i := range n {
+			order = append(order, slot{it, i})
+			if _, ok := cached[key{it.ID, i}]; !ok {
+				reqs = append(reqs, rs[i])
+			}
+		}
+	}
+	return order, reqs, nil
+}
+
+// Pending is how many samples Run would have to generate: zero when the
+// cache has them all, and no engine is needed. It also checks every
+// item's messages (template variables).
+func Pending(o Options) (int, error) {
+	if o.Suite == nil {
+		return 0, errors.New("evaljob: no suite")
+	}
+	var cached map[key]Generation
+	if o.Cache != nil {
+		cached = o.Cache.Generations()
+	}
+	_, reqs, err := plan(&o, cached)
+	return len(reqs), err
+}
+
 // Run generates what the cache does not have and scores everything.
 // Errors that are the suite's or the judge's (a template variable with no
 // value, a judge answering garbage) stop the run and name the item.
@@ -151,27 +193,14 @@ func Run(ctx context.Context, eng runner.Engine, o Options) (*Result, error) {
 	if o.Cache != nil {
 		cached = o.Cache.Generations()
 	}
-	var order []slot
-	var reqs []runner.Request
 	res := &Result{Start: time.Now()}
-	for k := range o.Suite.Items {
-		it := &o.Suite.Items[k]
-		n := it.N
-		if n == 0 {
-			n = max(o.Samples, 1)
-		}
-		rs, err := Requests(&o, it, n)
-		if err != nil {
-			return nil, err
-		}
-		for i := range n {
-			order = append(order, slot{it, i})
-			if _, ok := cached[key{it.ID, i}]; ok {
-				res.Cached++
-				continue
-			}
-			reqs = append(reqs, rs[i])
-		}
+	order, reqs, err := plan(&o, cached)
+	if err != nil {
+		return nil, err
+	}
+	res.Cached = len(order) - len(reqs)
+	if len(reqs) > 0 && eng == nil {
+		return nil, fmt.Errorf("evaljob: %d samples to generate and no engine", len(reqs))
 	}
 	gens := make(map[key]Generation, len(order))
 	for k, g := range cached {
@@ -187,6 +216,7 @@ func Run(ctx context.Context, eng runner.Engine, o Options) (*Result, error) {
 		onDone := func(tl *runner.Timeline) {
 			s := byID[tl.ID]
 			g := generation(s.it.ID, s.i, tl)
+			g.Model = o.Model
 			mu.Lock()
 			defer mu.Unlock()
 			gens[key{s.it.ID, s.i}] = g

@@ -187,14 +187,24 @@ func TestCacheResumesAnInterruptedRun(t *testing.T) {
 		t.Errorf("resumed: sent %d, cached %d, passed %d", sent, res.Cached, len(passed(res.Samples)))
 	}
 	c.Close()
-	// A third run pays nothing.
+	// A third run pays nothing and needs no engine; the cache knows the
+	// model that answered.
 	c, _ = OpenCache(dir, key)
+	if n, err := Pending(Options{Suite: suite, Cache: c}); n != 0 || err != nil {
+		t.Errorf("pending %d %v", n, err)
+	}
 	before := rec.n.Load()
-	res, err = Run(t.Context(), eng, Options{Suite: suite, Model: "demo-model", Cache: c})
-	if err != nil || rec.n.Load() != before || res.Cached != 12 {
-		t.Errorf("re-run: %v, sent %d, cached %d", err, rec.n.Load()-before, res.Cached)
+	res, err = Run(t.Context(), nil, Options{Suite: suite, Model: "demo-model", Cache: c})
+	if err != nil || rec.n.Load() != before || res.Cached != 12 || c.Model() != "demo-model" {
+		t.Errorf("re-run: %v, sent %d, cached %d, model %q", err, rec.n.Load()-before, res.Cached, c.Model())
 	}
 	c.Close()
+	if n, _ := Pending(Options{Suite: suite, Samples: 2}); n != 24 {
+		t.Errorf("pending without a cache, two samples: %d", n)
+	}
+	if _, err := Run(t.Context(), nil, Options{Suite: suite}); err == nil || !strings.Contains(err.Error(), "no engine") {
+		t.Errorf("nothing cached, no engine: %v", err)
+	}
 
 	// A torn last line is dropped and asked again; another key's file is
 	// refused.
