@@ -86,6 +86,26 @@ func SwappedOutcome(first, second string) Outcome {
 	return Tie
 }
 
+// Pairwise is a side-by-side judgement of a candidate's answers against a
+// baseline's, each item judged in both orders.
+type Pairwise struct {
+	Rubric  string         `json:"rubric"`
+	Judge   string         `json:"judge_model"`
+	WinRate WinRate        `json:"win_rate"`
+	Items   []PairwiseItem `json:"items"`
+	// Skipped are items without an answer in both arms.
+	Skipped []string `json:"skipped,omitempty"`
+}
+
+// PairwiseItem is one item's two judgements (A, B or TIE with the
+// candidate first, then second) and their combined outcome.
+type PairwiseItem struct {
+	ID              string  `json:"id"`
+	CandidateFirst  string  `json:"candidate_first"`
+	CandidateSecond string  `json:"candidate_second"`
+	Outcome         Outcome `json:"outcome"`
+}
+
 // WinRate is the side-by-side result of a candidate against a baseline:
 // (wins + ties/2)/n, with a two-sided sign test on wins against losses
 // (ties left out), canary-evals.md §3.4.

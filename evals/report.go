@@ -52,7 +52,9 @@ type Baseline struct {
 	Engine  EngineRef    `json:"engine"`
 	Metrics Metrics      `json:"metrics"`
 	Paired  PairedReport `json:"paired"`
-	Samples []Sample     `json:"samples,omitempty"`
+	// Pairwise is the judge's side-by-side verdict, when one was asked.
+	Pairwise *Pairwise `json:"pairwise,omitempty"`
+	Samples  []Sample  `json:"samples,omitempty"`
 }
 
 // Report is an eval's result: the per-sample outcomes (for paired tests
@@ -160,6 +162,11 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			verdictText(p.Verdict), 100*p.Margin, p.Alpha, pct(bl.Metrics.PassRate.Value), pct(m.PassRate.Value),
 			100*p.Delta, 100*(1-2*p.Alpha), 100*p.CI.Lo, 100*p.CI.Hi, 100*p.Bootstrap.CI.Lo, 100*p.Bootstrap.CI.Hi,
 			p.PValue, p.Wins, p.Losses, p.N-p.Wins-p.Losses, p.N, p.MinN)
+		if pw := bl.Pairwise; pw != nil {
+			w := pw.WinRate
+			fmt.Fprintf(&b, "\nJudged side by side by `%s` (each item in both orders; a win counts only when both agree): win rate %s, %d wins, %d losses, %d ties, sign test p = %.3g.\n",
+				pw.Judge, pct(w.Rate), w.Wins, w.Losses, w.Ties, w.PValue)
+		}
 		if len(p.Regressed) > 0 {
 			fmt.Fprintf(&b, "\nRegressed (passed before, fail now): %s\n", codeList(p.Regressed))
 		}

@@ -74,7 +74,9 @@ func fullReport(t *testing.T) *Report {
 		Suite: SuiteRef{Name: "golden", Digest: Digest([]byte("s")), Items: 30}, Engine: EngineRef{Kind: "openai", Model: "m", Endpoint: "http://x"},
 		Seed: 1, Shipped: &ShippedRef{SystemPrompt: Digest([]byte("p")), Safety: Digest([]byte("q")), MaxTokens: 512, Temperature: &temp, Redact: []string{"email"}},
 		Started: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC), Duration: 1.5, Metrics: mc,
-		Baseline: &Baseline{Release: ReleaseRef{Ref: "reg/app:1", Digest: Digest([]byte("b"))}, Engine: EngineRef{Kind: "openai"}, Metrics: mb, Paired: p, Samples: base},
+		Baseline: &Baseline{Release: ReleaseRef{Ref: "reg/app:1", Digest: Digest([]byte("b"))}, Engine: EngineRef{Kind: "openai"}, Metrics: mb, Paired: p, Samples: base,
+			Pairwise: &Pairwise{Rubric: "better", Judge: "j", WinRate: NewWinRate([]Outcome{Win, Loss, Tie}),
+				Items: []PairwiseItem{{ID: "item-00", CandidateFirst: "A", CandidateSecond: "B", Outcome: Win}}, Skipped: []string{"item-07"}}},
 		Notes:    []string{"a note"}, Samples: cand}
 }
 
@@ -140,6 +142,7 @@ func TestReportMarkdown(t *testing.T) {
 		"| `item-00` | contains: no \"Paris\" in the output |",
 		"| `item-07` | HTTP 503 |",
 		"> a note",
+		"Judged side by side by `j`",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)

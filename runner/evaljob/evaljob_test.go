@@ -333,3 +333,43 @@ func TestRequestsCarrySafetySettings(t *testing.T) {
 		t.Errorf("missing variable: %v", err)
 	}
 }
+
+// A side-by-side judge that prefers Paris, wherever it is: the good
+// version's answer wins in both orders, so it counts; a judge that always
+// says A agrees with neither order, so every item is a tie.
+func TestPairwiseOrderSwapped(t *testing.T) {
+	suite := demoSuite(t)
+	good, _ := serve(t, version(t, "good"))
+	bad, _ := serve(t, version(t, "regressed"))
+	cand, err := Run(t.Context(), good, Options{Suite: suite, Model: "demo-model", Retry: fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := Run(t.Context(), bad, Options{Suite: suite, Model: "demo-model", Retry: fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefersParis, _ := serve(t, sim.Config{Model: "judge", Default: "TIE", Answers: []sim.Answer{
+		{Regex: `(?s)<answer_a>\s*The capital of France is Paris`, Text: "A"},
+		{Regex: `(?s)<answer_b>\s*The capital of France is Paris`, Text: "B"},
+	}})
+	j := &Judge{Engine: prefersParis, Model: "judge", Retry: fastRetry}
+	p, err := j.Pairwise(suite, "Which answer is correct?", base.Samples, cand.Samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.WinRate.Wins != 1 || p.WinRate.Losses != 0 || p.Items[0].ID != "capital-fr" || p.Items[0].Outcome != evals.Win ||
+		p.Items[0].CandidateFirst != "A" || p.Items[0].CandidateSecond != "B" || p.WinRate.Ties != len(p.Items)-1 {
+		t.Errorf("%+v", p)
+	}
+	alwaysA, _ := serve(t, sim.Config{Model: "judge", Default: "A"})
+	j = &Judge{Engine: alwaysA, Model: "judge", Retry: fastRetry}
+	if p, err = j.Pairwise(suite, "r", base.Samples, cand.Samples); err != nil || p.WinRate.Ties != 12 {
+		t.Errorf("a judge with position bias: %v %+v", err, p.WinRate)
+	}
+	garbage, _ := serve(t, sim.Config{Model: "judge", Default: "the first one"})
+	j = &Judge{Engine: garbage, Model: "judge", Retry: fastRetry}
+	if _, err := j.Pairwise(suite, "r", base.Samples, cand.Samples); err == nil || !strings.Contains(err.Error(), `item "capital-fr"`) {
+		t.Errorf("garbage: %v", err)
+	}
+}
