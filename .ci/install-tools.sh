@@ -7,7 +7,9 @@
 #                    into $REPO/.tools/bin
 #   npm packages     node-llama-cpp (llama.cpp's prebuilt CPU binaries for
 #                    Linux x86-64), pinned by runner/process/testdata/llama,
-#                    into $REPO/.tools/llama (runner/process's real-engine test)
+#                    into $REPO/.tools/llama (runner/process's real-engine test);
+#                    promptfoo, pinned by evals/testdata/promptfoo, into
+#                    $REPO/.tools/promptfoo (the eval import's interop test)
 #   with "bench"     also distribution v3's registry as .tools/bin/distribution-v3
 #                    (make bench compares the embedded registry with it; the
 #                    build takes about three minutes on two cores)
@@ -147,6 +149,32 @@ llama_tool() {
 	echo "install-tools: installed node-llama-cpp $(cd "$dest" && node -p 'require("./node_modules/node-llama-cpp/package.json").version' 2>/dev/null) in $dest"
 }
 
+# promptfoo_tool installs promptfoo, pinned by evals/testdata/promptfoo
+# (package.json and its lock), into .tools/promptfoo, once per version of the
+# lock, for the test that imports its real results into airlock eval.
+# Playwright's and Puppeteer's browser downloads are skipped (promptfoo's eval
+# does not need a browser, and this machine reaches only the npm registry);
+# better-sqlite3 is built by its install script.
+promptfoo_tool() {
+	local src="$repo/evals/testdata/promptfoo" dest="$repo/.tools/promptfoo"
+	if cmp -s "$src/package-lock.json" "$dest/installed-lock.json" && [[ -x $dest/node_modules/.bin/promptfoo ]]; then
+		return 0
+	fi
+	if ! command -v npm >/dev/null 2>&1; then
+		echo "install-tools: npm is not on PATH (the promptfoo interop test needs Node.js 20 or later and npm)" >&2
+		exit 1
+	fi
+	mkdir -p "$dest"
+	cp "$src/package.json" "$src/package-lock.json" "$dest/"
+	if ! (cd "$dest" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 npm install --no-audit --no-fund) >"$log" 2>&1; then
+		cat "$log" >&2
+		echo "install-tools: npm install in $dest failed" >&2
+		exit 1
+	fi
+	cp "$src/package-lock.json" "$dest/installed-lock.json"
+	echo "install-tools: installed promptfoo $(cd "$dest" && node -p 'require("./node_modules/promptfoo/package.json").version' 2>/dev/null) in $dest"
+}
+
 case $what in
 lint)
 	go_tool golangci-lint "$GOLANGCI_MODULE" "$GOLANGCI_VERSION"
@@ -157,6 +185,7 @@ all | bench)
 	go_tool cosign "$COSIGN_MODULE" "$COSIGN_VERSION"
 	go_tool cosign3 "$COSIGN3_MODULE" "$COSIGN3_VERSION"
 	llama_tool
+	promptfoo_tool
 	if [[ $what == bench ]]; then
 		go_tool distribution-v3 "$DISTRIBUTION_MODULE" "$DISTRIBUTION_VERSION"
 	fi
