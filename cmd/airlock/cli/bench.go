@@ -41,29 +41,28 @@ var benchPrompts = []string{
 }
 
 type benchFlags struct {
-	engine, endpoint, cmdTemplate, dir, model string
-	input, outputJSONL, report                string
-	prompts                                   []string
-	kind                                      string
-	maxTokens                                 int
-	ignoreEOS, noStream, noTimelines          bool
-	keepOutput                                bool
-	arrival                                   string
-	rate, burstiness                          float64
-	concurrency, requests, warmup             int
-	duration, timeout, readyTimeout           time.Duration
-	seed                                      uint64
-	batch                                     int
-	batchWait                                 time.Duration
-	slo                                       string
-	metricsAddr                               string
-	gpuInterval                               time.Duration
-	attach                                    bool
-	keyPath                                   string
-	serverLog                                 string
-	gpus                                      int
-	gpuMemory                                 string
-	requireGPU                                bool
+	eng                              engineSpec
+	input, outputJSONL, report       string
+	prompts                          []string
+	kind                             string
+	maxTokens                        int
+	ignoreEOS, noStream, noTimelines bool
+	keepOutput                       bool
+	arrival                          string
+	rate, burstiness                 float64
+	concurrency, requests, warmup    int
+	duration, timeout, readyTimeout  time.Duration
+	seed                             uint64
+	batch                            int
+	batchWait                        time.Duration
+	slo                              string
+	metricsAddr                      string
+	gpuInterval                      time.Duration
+	attach                           bool
+	keyPath                          string
+	gpus                             int
+	gpuMemory                        string
+	requireGPU                       bool
 }
 
 func newBenchCmd(g *globals) *cobra.Command {
@@ -122,16 +121,11 @@ sampled every --gpu-interval through NVML; without a driver the report says
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.engine, "engine", "", "openai or process (default: openai with --endpoint, process with --cmd)")
-	fl.StringVar(&f.endpoint, "endpoint", "", "base URL of an OpenAI-compatible server, such as http://127.0.0.1:8000")
-	fl.StringVar(&f.cmdTemplate, "cmd", "", "process engine: the serving command template")
-	fl.StringVar(&f.dir, "dir", "", "process engine: the release directory (default: REF pulled into a temporary directory)")
-	fl.DurationVar(&f.readyTimeout, "ready-timeout", 10*time.Minute, "process engine: how long the server may take to become ready")
+	f.eng.addFlags(fl, "base URL of an OpenAI-compatible server, such as http://127.0.0.1:8000",
+		"process engine: the release directory (default: REF pulled into a temporary directory)")
 	fl.IntVar(&f.gpus, "gpus", 0, "process engine: GPUs the server needs; the runner picks ones with room and sets CUDA_VISIBLE_DEVICES (without a GPU it runs CPU-only)")
 	fl.StringVar(&f.gpuMemory, "gpu-memory", "", "process engine: free memory the server needs on each GPU, such as 20GiB")
 	fl.BoolVar(&f.requireGPU, "require-gpu", false, "process engine: fail instead of running CPU-only when there is no GPU")
-	fl.StringVar(&f.serverLog, "server-log", "", "process engine: write the server's output to this file (default: only its last lines, in errors)")
-	fl.StringVar(&f.model, "model", "", "model name to request (default: the only or first one /v1/models lists)")
 	fl.StringVar(&f.input, "input", "", "requests as OpenAI Batch JSONL")
 	fl.StringArrayVar(&f.prompts, "prompt", nil, "a prompt to send (repeatable)")
 	fl.StringVar(&f.kind, "kind", "chat", "for --prompt and the built-in prompts: chat or completion")
@@ -163,13 +157,12 @@ sampled every --gpu-interval through NVML; without a driver the report says
 
 func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
 	// Everything about the command line is checked before anything starts.
-	spec := engineSpec{kind: f.engine, endpoint: f.endpoint, cmdTemplate: f.cmdTemplate, dir: f.dir, model: f.model,
-		serverLog: f.serverLog, readyTimeout: f.readyTimeout, maxConns: f.concurrency}
+	spec := &f.eng
+	spec.maxConns = f.concurrency
 	if err := spec.check(len(a) > 0); err != nil {
 		return err
 	}
-	f.engine = spec.kind
-	if (f.gpus > 0 || f.gpuMemory != "" || f.requireGPU) && f.engine != "process" {
+	if (f.gpus > 0 || f.gpuMemory != "" || f.requireGPU) && spec.kind != "process" {
 		return usagef("--gpus, --gpu-memory and --require-gpu place a server this command starts: use them with --engine process")
 	}
 	var gpuMem int64
@@ -233,7 +226,7 @@ func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
 
 	// Resolve or pull the release, so the report names its digest.
 	if ref != nil {
-		if f.engine == "process" && f.dir == "" {
+		if spec.kind == "process" && spec.dir == "" {
 			dir, err := os.MkdirTemp("", "airlock-bench-")
 			if err != nil {
 				return err
@@ -245,7 +238,7 @@ func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
 			if err != nil {
 				return err
 			}
-			f.dir = dir
+			spec.dir = dir
 			relDigest = res.Release.Descriptor.Digest
 			release = &runner.Release{Ref: ref.String(), Digest: relDigest.String()}
 			fmt.Fprintf(g.stderr, "pulled %s into %s\n", release.Digest, dir)
@@ -297,7 +290,7 @@ func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
 	// process engine starts on GPUs with room (CUDA_VISIBLE_DEVICES).
 	job := runner.Job{ID: runID, Kind: runner.JobBench, Need: gpu.Need{GPUs: f.gpus, MemoryBytes: uint64(gpuMem)}, RequireGPU: f.requireGPU,
 		Run: func(ctx context.Context, a runner.Assignment) error {
-			spec.dir, spec.keepOutput, spec.env = f.dir, keep, a.Env()
+			spec.keepOutput, spec.env = keep, a.Env()
 			spec.where = "CPU only"
 			if !a.CPUOnly {
 				spec.where = "GPUs " + strings.Join(a.GPUs, ",")
@@ -308,13 +301,13 @@ func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
 			if err != nil {
 				return err
 			}
-			f.model = model
+			spec.model = model
 			for i := range reqs {
 				if reqs[i].Model == "" {
-					reqs[i].Model = f.model
+					reqs[i].Model = spec.model
 				}
 			}
-			info = runner.EngineInfo{Kind: f.engine}
+			info = runner.EngineInfo{Kind: spec.kind}
 			if d, ok := eng.(runner.Describer); ok {
 				info = d.Describe()
 			}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/airlock-dev/airlock/runner"
 	"github.com/airlock-dev/airlock/runner/openai"
 	"github.com/airlock-dev/airlock/runner/process"
@@ -21,6 +23,17 @@ type engineSpec struct {
 	maxConns                                           int
 	env                                                []string // extra environment of a started server (CUDA_VISIBLE_DEVICES)
 	where                                              string   // for the "starting the server" line
+}
+
+// addFlags defines the engine flags bench and eval share.
+func (s *engineSpec) addFlags(fl *pflag.FlagSet, endpointUsage, dirUsage string) {
+	fl.StringVar(&s.kind, "engine", "", "openai or process (default: openai with --endpoint, process with --cmd)")
+	fl.StringVar(&s.endpoint, "endpoint", "", endpointUsage)
+	fl.StringVar(&s.cmdTemplate, "cmd", "", "process engine: the serving command template")
+	fl.StringVar(&s.dir, "dir", "", dirUsage)
+	fl.StringVar(&s.model, "model", "", "model name to request (default: the only or first one /v1/models lists)")
+	fl.StringVar(&s.serverLog, "server-log", "", "process engine: write the server's output to this file (default: only its last lines, in errors)")
+	fl.DurationVar(&s.readyTimeout, "ready-timeout", 10*time.Minute, "process engine: how long the server may take to become ready")
 }
 
 // check reports a wrong combination of engine flags.
