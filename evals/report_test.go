@@ -77,7 +77,7 @@ func fullReport(t *testing.T) *Report {
 		Baseline: &Baseline{Release: ReleaseRef{Ref: "reg/app:1", Digest: Digest([]byte("b"))}, Engine: EngineRef{Kind: "openai"}, Metrics: mb, Paired: p, Samples: base,
 			Pairwise: &Pairwise{Rubric: "better", Judge: "j", WinRate: NewWinRate([]Outcome{Win, Loss, Tie}),
 				Items: []PairwiseItem{{ID: "item-00", CandidateFirst: "A", CandidateSecond: "B", Outcome: Win}}, Skipped: []string{"item-07"}}},
-		Notes:    []string{"a note"}, Samples: cand}
+		Notes: []string{"a note"}, Samples: cand}
 }
 
 func TestReportMatchesItsSchema(t *testing.T) {
