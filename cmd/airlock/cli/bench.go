@@ -51,7 +51,7 @@ type benchFlags struct {
 	arrival                          string
 	rate, burstiness                 float64
 	concurrency, requests, warmup    int
-	duration, timeout, readyTimeout  time.Duration
+	duration, timeout                time.Duration
 	seed                             uint64
 	batch                            int
 	batchWait                        time.Duration
