@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -60,9 +59,7 @@ type benchFlags struct {
 	gpuInterval                      time.Duration
 	attach                           bool
 	keyPath                          string
-	gpus                             int
-	gpuMemory                        string
-	requireGPU                       bool
+	place                            placement
 }
 
 func newBenchCmd(g *globals) *cobra.Command {
@@ -123,9 +120,7 @@ sampled every --gpu-interval through NVML; without a driver the report says
 	fl := cmd.Flags()
 	f.eng.addFlags(fl, "base URL of an OpenAI-compatible server, such as http://127.0.0.1:8000",
 		"process engine: the release directory (default: REF pulled into a temporary directory)")
-	fl.IntVar(&f.gpus, "gpus", 0, "process engine: GPUs the server needs; the runner picks ones with room and sets CUDA_VISIBLE_DEVICES (without a GPU it runs CPU-only)")
-	fl.StringVar(&f.gpuMemory, "gpu-memory", "", "process engine: free memory the server needs on each GPU, such as 20GiB")
-	fl.BoolVar(&f.requireGPU, "require-gpu", false, "process engine: fail instead of running CPU-only when there is no GPU")
+	f.place.addFlags(fl)
 	fl.StringVar(&f.input, "input", "", "requests as OpenAI Batch JSONL")
 	fl.StringArrayVar(&f.prompts, "prompt", nil, "a prompt to send (repeatable)")
 	fl.StringVar(&f.kind, "kind", "chat", "for --prompt and the built-in prompts: chat or completion")
@@ -162,16 +157,8 @@ func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
 	if err := spec.check(len(a) > 0); err != nil {
 		return err
 	}
-	if (f.gpus > 0 || f.gpuMemory != "" || f.requireGPU) && spec.kind != "process" {
-		return usagef("--gpus, --gpu-memory and --require-gpu place a server this command starts: use them with --engine process")
-	}
-	var gpuMem int64
-	if f.gpuMemory != "" {
-		n, err := parseBytes(f.gpuMemory)
-		if err != nil {
-			return usagef("--gpu-memory %q: %v", f.gpuMemory, err)
-		}
-		gpuMem = n
+	if err := f.place.check(spec.kind); err != nil {
+		return err
 	}
 	if f.attach && (len(a) == 0 || f.keyPath == "") {
 		return usagef("--attach needs REF and --key")
@@ -288,14 +275,10 @@ func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
 	)
 	// The run is a job on the runner's queue, which places the server the
 	// process engine starts on GPUs with room (CUDA_VISIBLE_DEVICES).
-	job := runner.Job{ID: runID, Kind: runner.JobBench, Need: gpu.Need{GPUs: f.gpus, MemoryBytes: uint64(gpuMem)}, RequireGPU: f.requireGPU,
-		Run: func(ctx context.Context, a runner.Assignment) error {
+	job := f.place.job(runID, runner.JobBench,
+		func(ctx context.Context, a runner.Assignment) error {
 			spec.keepOutput, spec.env = keep, a.Env()
-			spec.where = "CPU only"
-			if !a.CPUOnly {
-				spec.where = "GPUs " + strings.Join(a.GPUs, ",")
-			}
-			spec.where += ": " + a.Reason
+			spec.where = where(a)
 			eng, model, stop, err := spec.start(ctx, g)
 			defer stop()
 			if err != nil {
@@ -319,9 +302,8 @@ func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
 			prog.finish()
 			gsum = sampler.Stop(context.WithoutCancel(ctx))
 			return err
-		}}
-	q, err := runner.NewQueue(runner.QueueConfig{Inventory: inv, Registerer: reg,
-		Logger: slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		})
+	q, err := newQueue(g, inv, reg)
 	if err != nil {
 		return err
 	}

@@ -4,12 +4,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spf13/pflag"
 
 	"github.com/airlock-dev/airlock/runner"
+	"github.com/airlock-dev/airlock/runner/gpu"
 	"github.com/airlock-dev/airlock/runner/openai"
 	"github.com/airlock-dev/airlock/runner/process"
 )
@@ -34,6 +39,58 @@ func (s *engineSpec) addFlags(fl *pflag.FlagSet, endpointUsage, dirUsage string)
 	fl.StringVar(&s.model, "model", "", "model name to request (default: the only or first one /v1/models lists)")
 	fl.StringVar(&s.serverLog, "server-log", "", "process engine: write the server's output to this file (default: only its last lines, in errors)")
 	fl.DurationVar(&s.readyTimeout, "ready-timeout", 10*time.Minute, "process engine: how long the server may take to become ready")
+}
+
+// placement is where a server the process engine starts may run: the GPU
+// flags bench and eval share.
+type placement struct {
+	gpus       int
+	gpuMemory  string
+	requireGPU bool
+	memBytes   int64
+}
+
+func (p *placement) addFlags(fl *pflag.FlagSet) {
+	fl.IntVar(&p.gpus, "gpus", 0, "process engine: GPUs the server needs; the runner picks ones with room and sets CUDA_VISIBLE_DEVICES (without a GPU it runs CPU-only)")
+	fl.StringVar(&p.gpuMemory, "gpu-memory", "", "process engine: free memory the server needs on each GPU, such as 20GiB")
+	fl.BoolVar(&p.requireGPU, "require-gpu", false, "process engine: fail instead of running CPU-only when there is no GPU")
+}
+
+// check reports placement flags given to an engine that starts nothing,
+// and parses the memory.
+func (p *placement) check(kind string) error {
+	if (p.gpus > 0 || p.gpuMemory != "" || p.requireGPU) && kind != "process" {
+		return usagef("--gpus, --gpu-memory and --require-gpu place a server this command starts: use them with --engine process")
+	}
+	if p.gpuMemory != "" {
+		n, err := parseBytes(p.gpuMemory)
+		if err != nil {
+			return usagef("--gpu-memory %q: %v", p.gpuMemory, err)
+		}
+		p.memBytes = n
+	}
+	return nil
+}
+
+// job is a runner job of kind with this placement.
+func (p *placement) job(id string, kind runner.JobKind, run func(context.Context, runner.Assignment) error) runner.Job {
+	return runner.Job{ID: id, Kind: kind, Need: gpu.Need{GPUs: p.gpus, MemoryBytes: uint64(p.memBytes)}, RequireGPU: p.requireGPU, Run: run}
+}
+
+// where says where an assignment puts a server, for the "starting the
+// server" line.
+func where(a runner.Assignment) string {
+	w := "CPU only"
+	if !a.CPUOnly {
+		w = "GPUs " + strings.Join(a.GPUs, ",")
+	}
+	return w + ": " + a.Reason
+}
+
+// newQueue is the runner's job queue on inv, logging warnings to stderr.
+func newQueue(g *globals, inv gpu.Inventory, reg prometheus.Registerer) (*runner.Queue, error) {
+	return runner.NewQueue(runner.QueueConfig{Inventory: inv, Registerer: reg,
+		Logger: slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 }
 
 // check reports a wrong combination of engine flags.
