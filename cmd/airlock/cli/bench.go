@@ -308,11 +308,9 @@ func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
 		return err
 	}
 	defer func() { _ = q.Close(context.WithoutCancel(ctx)) }()
-	t, err := q.Submit(job)
-	if err != nil {
-		return usageError{err}
-	}
-	if err := t.Wait(ctx); err != nil {
+	// An interrupt cancels the job: the runner stops sending and the report
+	// has the requests sent so far.
+	if err := runQueued(ctx, q, job); err != nil && (res == nil || !errors.Is(err, runner.ErrJobCancelled)) {
 		return err
 	}
 	sum := runner.Summarize(res, slo)

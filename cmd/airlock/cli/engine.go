@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -91,6 +92,24 @@ func where(a runner.Assignment) string {
 func newQueue(g *globals, inv gpu.Inventory, reg prometheus.Registerer) (*runner.Queue, error) {
 	return runner.NewQueue(runner.QueueConfig{Inventory: inv, Registerer: reg,
 		Logger: slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+}
+
+// runQueued submits job and waits for it to end. When ctx ends first (an
+// interrupt), the job is cancelled, so its Run sees its context end and
+// returns what it has; the error is then one that wraps
+// runner.ErrJobCancelled, and what Run recorded stays usable.
+func runQueued(ctx context.Context, q *runner.Queue, job runner.Job) error {
+	t, err := q.Submit(job)
+	if err != nil {
+		return usageError{err}
+	}
+	stop := context.AfterFunc(ctx, t.Cancel)
+	defer stop()
+	err = t.Wait(context.WithoutCancel(ctx))
+	if err != nil && ctx.Err() != nil && errors.Is(err, runner.ErrJobCancelled) {
+		return fmt.Errorf("%w: %w", ctx.Err(), err) // an interrupt, as the exit code reports it
+	}
+	return err
 }
 
 // check reports a wrong combination of engine flags.
