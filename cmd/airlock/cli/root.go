@@ -32,6 +32,16 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
+// exitErr carries an outcome's exit code: eval's "inferior" (1) or
+// "insufficient evidence" (2) are results, not failures to run.
+type exitErr struct {
+	code int
+	err  error
+}
+
+func (e exitErr) Error() string { return e.err.Error() }
+func (e exitErr) Unwrap() error { return e.err }
+
 // globals are the flags every command shares.
 type globals struct {
 	plainHTTP   bool
@@ -103,6 +113,7 @@ Exit codes: 0 success, 1 policy deny, 2 error or bad input, 64 usage.`,
 		newAttestCmd(g),
 		newSBOMCmd(g),
 		newBenchCmd(g),
+		newEvalCmd(g),
 		newDemoModelCmd(g),
 		newVersionCmd(g),
 	)
@@ -117,7 +128,11 @@ Exit codes: 0 success, 1 policy deny, 2 error or bad input, 64 usage.`,
 func report(w io.Writer, err error) int {
 	var ve *pack.ValidationError
 	var ue usageError
+	var xe exitErr
 	switch {
+	case errors.As(err, &xe):
+		fmt.Fprintf(w, "airlock: %v\n", err)
+		return xe.code
 	case errors.As(err, &ve):
 		// Compiler-style lines: file:line:col: field: problem.
 		fmt.Fprintln(w, ve.Error())
