@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -47,7 +48,9 @@ func run(ctx context.Context, bin, example string) error {
 
 	// A demo key password, so the key commands need no terminal.
 	env := append(os.Environ(), "AIRLOCK_CACHE_DIR="+filepath.Join(work, "cache"), "AIRLOCK_PASSWORD=demo")
-	step := func(comment string, args ...string) (string, error) {
+	// stepExit runs a step that must exit with want (a denial is the point
+	// of some steps).
+	stepExit := func(want int, comment string, args ...string) (string, error) {
 		shown := make([]string, len(args))
 		for i, a := range args {
 			shown[i] = a
@@ -63,12 +66,23 @@ func run(ctx context.Context, bin, example string) error {
 		cmd.Stderr = os.Stdout
 		err := cmd.Run()
 		fmt.Print(out.String())
-		fmt.Println()
-		if err != nil {
+		code := 0
+		var xe *exec.ExitError
+		if errors.As(err, &xe) {
+			code = xe.ExitCode()
+		} else if err != nil {
 			return "", fmt.Errorf("airlock %s: %w", args[0], err)
 		}
+		if code != want {
+			return "", fmt.Errorf("airlock %s: exit %d, want %d", args[0], code, want)
+		}
+		if want != 0 {
+			fmt.Printf("(exit %d, as it should be)\n", code)
+		}
+		fmt.Println()
 		return strings.TrimSpace(out.String()), nil
 	}
+	step := func(comment string, args ...string) (string, error) { return stepExit(0, comment, args...) }
 	repo := host + "/demo/support-bot"
 	digest, err := step("Pack the example release: one raw layer per file, digest printed last.", "pack", example)
 	if err != nil {
@@ -124,6 +138,43 @@ func run(ctx context.Context, bin, example string) error {
 	if _, err := step("Check the bench attestation.", "verify", repo+":1.4.0", "--key", key+".pub", "--attestations", "bench"); err != nil {
 		return err
 	}
+
+	// Evals: the release as shipped (its system prompt and safety
+	// settings), the demo suite, the paired comparison.
+	suite, err := filepath.Abs(filepath.Join(example, "..", "demo-model", "suite.yaml"))
+	if err != nil {
+		return err
+	}
+	if _, err := step("Eval the release as shipped on the demo suite (the SIMULATED good version), require a pass rate of 70% "+
+		"shown by the interval, and attach the report as a signed eval attestation.",
+		"eval", repo+":1.4.0", "--suite", suite, "--cmd", serve("good"), "--min-pass-rate", "0.7",
+		"-o", filepath.Join(work, "eval-good.json"), "--attach", "--key", key+".key"); err != nil {
+		return err
+	}
+	if _, err := step("Check the eval attestation.", "verify", repo+":1.4.0", "--key", key+".pub", "--attestations", "eval"); err != nil {
+		return err
+	}
+	candidate := filepath.Join(work, "support-bot-1.5.0")
+	if err := os.CopyFS(candidate, os.DirFS(example)); err != nil {
+		return err
+	}
+	relFile := filepath.Join(candidate, "airlock.yaml")
+	rel, err := os.ReadFile(relFile)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(relFile, []byte(strings.Replace(string(rel), "version: 1.4.0", "version: 1.5.0", 1)), 0o644); err != nil {
+		return err
+	}
+	if _, err := step("A candidate, 1.5.0, to replace 1.4.0.", "push", candidate, repo); err != nil {
+		return err
+	}
+	if _, err := stepExit(1, "Eval the candidate (served by the SIMULATED regressed version) against 1.4.0 (the good version) on the same items: "+
+		"a paired loss well beyond the 5-point margin, the exact McNemar test, and the items that flipped. Exit 1.",
+		"eval", repo+":1.5.0", "--suite", suite, "--cmd", serve("regressed"), "--baseline", repo+":1.4.0", "--baseline-cmd", serve("good"),
+		"--margin", "0.05", "-o", filepath.Join(work, "eval-candidate.json"), "--markdown", filepath.Join(work, "eval-candidate.md")); err != nil {
+		return err
+	}
 	if _, err := step("Inspect the release: parts, roles, sizes, annotations, and signatures and attestations as referrers.", "inspect", repo+":1.4.0"); err != nil {
 		return err
 	}
@@ -136,7 +187,8 @@ func run(ctx context.Context, bin, example string) error {
 		return err
 	}
 	fmt.Printf("# The pulled system prompt starts with: %q\n\n", strings.SplitN(string(data), "\n", 2)[0])
-	fmt.Printf("Done: packed %s, pushed it to %s, signed it, attached its ML-BOM and a benchmark, verified them, pulled one part back.\n", digest, pushed)
+	fmt.Printf("Done: packed %s, pushed it to %s, signed it, attached its ML-BOM, a benchmark and an eval, verified them, "+
+		"showed a regressed candidate losing to it on the same items, pulled one part back.\n", digest, pushed)
 	return nil
 }
 
