@@ -285,8 +285,14 @@ func TestTampering(t *testing.T) {
 				fails(t, g.Digest, sign.VerifyOptions{PredicateType: verdict}, "attestation expired at 2026-01-01T00:00:00Z")
 				// Before its expiry it verifies.
 				before := func() time.Time { return time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC) }
-				if _, err := sign.Verify(ctx, refA, g.Digest, keys, sign.VerifyOptions{PredicateType: verdict, Now: before}, plain); err != nil {
+				rep, err := sign.Verify(ctx, refA, g.Digest, keys, sign.VerifyOptions{PredicateType: verdict, Now: before}, plain)
+				if err != nil {
 					t.Fatalf("before expiry: %v", err)
+				}
+				// The verified predicate comes back for the caller to use.
+				var p struct{ Decision string }
+				if len(rep.Matches) != 1 || json.Unmarshal(rep.Matches[0].Predicate, &p) != nil || p.Decision != "pass" {
+					t.Errorf("predicate of the match: %s", rep.Matches[0].Predicate)
 				}
 			})
 			t.Run("wrong predicate type", func(t *testing.T) {

@@ -44,6 +44,10 @@ type Match struct {
 	PredicateType string `json:"predicateType,omitempty"`
 	// Referrer is the bundle's referrer manifest, for LayoutBundle.
 	Referrer string `json:"referrer,omitempty"`
+	// Predicate is a verified attestation's predicate (bundle layout), so
+	// a caller can use the evidence it checked, such as an earlier eval's
+	// outcomes.
+	Predicate json.RawMessage `json:"-"`
 }
 
 // Finding is something Verify saw that did not verify, and why.
@@ -443,7 +447,13 @@ func checkBundle(b *sgbundle.Bundle, m v1.Descriptor, alg string, want []byte, k
 				Reason: fmt.Sprintf("referrer %s: %v", short(m.Digest), err)})
 			return
 		}
-		rep.Matches = append(rep.Matches, Match{Layout: "bundle", Key: k.Name, KeyID: k.KeyID, PredicateType: predicateType, Referrer: m.Digest.String()})
+		match := Match{Layout: "bundle", Key: k.Name, KeyID: k.KeyID, PredicateType: predicateType, Referrer: m.Digest.String()}
+		if predicateType != types.CosignSignPredicateType {
+			if pb, err := protojson.Marshal(res.Statement.GetPredicate()); err == nil {
+				match.Predicate = pb
+			}
+		}
+		rep.Matches = append(rep.Matches, match)
 		return
 	}
 	reason := fmt.Sprintf("referrer %s: %v", short(m.Digest), lastErr)

@@ -52,17 +52,9 @@ Exit codes: 0 verified, 1 not verified, 2 error.`,
 			if ref.Tag == "" && ref.Digest == "" {
 				return usagef("%s names no tag or digest; add :TAG or @sha256:…", ref)
 			}
-			var keys []*sign.Verifier
-			for _, p := range keyPaths {
-				b, err := os.ReadFile(p)
-				if err != nil {
-					return err
-				}
-				v, err := sign.LoadVerifier(b, p)
-				if err != nil {
-					return err
-				}
-				keys = append(keys, v)
+			keys, err := loadVerifiers(keyPaths)
+			if err != nil {
+				return err
 			}
 			c, err := g.client()
 			if err != nil {
@@ -110,4 +102,21 @@ func printVerify(g *globals, ref string, rep *sign.Report) {
 	if rep.Verified {
 		fmt.Fprintf(g.stdout, "Verified %s\n", ref)
 	}
+}
+
+// loadVerifiers reads trusted public keys (PEM).
+func loadVerifiers(paths []string) ([]*sign.Verifier, error) {
+	var keys []*sign.Verifier
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		v, err := sign.LoadVerifier(b, p)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, v)
+	}
+	return keys, nil
 }
