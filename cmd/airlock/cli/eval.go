@@ -38,6 +38,8 @@ type evalFlags struct {
 	baseline, baselineEndpoint, baselineCmd string
 	baselineDir, baselineModel              string
 	baselineReport, baselineImport          string
+	baselineKeys                            []string
+	vars                                    []string
 	importFile                              string
 	margin, alpha, confidence, minPassRate  float64
 	power, discordance                      float64
@@ -71,7 +73,8 @@ adversarial starting sets (` + strings.Join(suites.Names(), ", ") + `).
 
 As shipped: with REF (or --dir) the release's system prompt (the prompt
 named "system") is sent first, {{var}} template variables are filled from
-each item's vars over the suite's, and its safety file is applied: limits
+each item's vars, over --var NAME=VALUE, over the suite's (a variable with
+no value is an error naming it), and its safety file is applied: limits
 (max_output_tokens, temperature, top_p, stop) and engine (extra request
 fields) go to the engine, pii.redact_output is applied to answers before
 scoring, and refusal.message counts as a refusal. A prompt-only change is
@@ -92,6 +95,8 @@ rate.
 
 Baseline: --baseline REF with --baseline-endpoint URL, or with the process
 engine the baseline pulled and served by --baseline-cmd (default --cmd);
+or --baseline-key K.pub, which uses the baseline's signed eval attestation
+of the same suite (verified with that key) instead of running it again;
 or --baseline-report FILE (an earlier eval report of the baseline on the
 same suite) or --baseline-import FORMAT:FILE. The comparison pairs items by
 id: exact McNemar test, paired bootstrap, win/loss/tie per item, the items
@@ -132,6 +137,7 @@ evidence; 64 usage.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.suite, "suite", "", "the eval suite: a YAML or JSONL file, or builtin:NAME")
+	fl.StringArrayVar(&f.vars, "var", nil, "a template variable, NAME=VALUE (repeatable): over the suite's vars, under an item's own")
 	f.eng.addFlags(fl, "base URL of an OpenAI-compatible server serving the candidate",
 		"the release directory (airlock.yaml): its prompts and safety file, and the process engine's files (default: REF pulled)")
 	f.place.addFlags(fl)
@@ -141,6 +147,7 @@ evidence; 64 usage.`,
 	fl.StringVar(&f.baselineDir, "baseline-dir", "", "the baseline's release directory (default: --baseline pulled)")
 	fl.StringVar(&f.baselineModel, "baseline-model", "", "model name to request from the baseline's server")
 	fl.StringVar(&f.baselineReport, "baseline-report", "", "an earlier eval report (JSON) of the baseline on the same suite")
+	fl.StringArrayVar(&f.baselineKeys, "baseline-key", nil, "use the baseline's signed eval attestation of this suite, verified with this public key (repeatable), instead of running it")
 	fl.StringVar(&f.baselineImport, "baseline-import", "", "the baseline's outcomes from another tool: promptfoo:FILE or lm-eval:FILE")
 	fl.StringVar(&f.importFile, "import", "", "score nothing: read the candidate's outcomes from promptfoo:FILE or lm-eval:FILE")
 	fl.Float64Var(&f.margin, "margin", 0.02, "non-inferiority margin: the loss in pass rate allowed against the baseline (0.02 is 2 points)")
@@ -176,8 +183,9 @@ type evalSide struct {
 	digest  string
 	engine  engineSpec
 	useEng  bool
-	imp     string // FORMAT:FILE
-	report  string // an earlier report
+	imp     string           // FORMAT:FILE
+	report  string           // an earlier report
+	keys    []*sign.Verifier // its signed eval attestation, verified with these
 	shipped *evals.Shipped
 	shipRef *evals.ShippedRef
 	model   string
@@ -224,17 +232,33 @@ func runEval(ctx context.Context, g *globals, f evalFlags, a []string) error {
 			sources++
 		}
 	}
-	if f.baselineCmd != "" || (f.baseline != "" && cand.engine.kind == "process" && f.baselineEndpoint == "") {
+	if len(f.baselineKeys) > 0 {
+		if f.baseline == "" {
+			return usagef("--baseline-key verifies the signed eval attestation of --baseline REF: give --baseline")
+		}
+		sources++
+	}
+	if f.baselineCmd != "" || (f.baseline != "" && cand.engine.kind == "process" && f.baselineEndpoint == "" && len(f.baselineKeys) == 0 &&
+		f.baselineReport == "" && f.baselineImport == "") {
 		sources++
 	}
 	switch {
 	case sources > 1:
-		return usagef("give the baseline one way: --baseline-endpoint, --baseline-cmd (or --cmd), --baseline-report or --baseline-import")
+		return usagef("give the baseline one way: --baseline-endpoint, --baseline-cmd (or --cmd), --baseline-key, --baseline-report or --baseline-import")
 	case sources == 0 && f.baseline != "":
-		return usagef("--baseline %s: say how to reach it: --baseline-endpoint URL, the process engine (--cmd), --baseline-report or --baseline-import", f.baseline)
+		return usagef("--baseline %s: say how to reach it: --baseline-endpoint URL, the process engine (--cmd), --baseline-key (its signed eval), --baseline-report or --baseline-import", f.baseline)
 	case sources == 1:
 		base = &evalSide{name: "baseline", imp: f.baselineImport, report: f.baselineReport}
-		if f.baselineEndpoint != "" || f.baselineCmd != "" || (f.baseline != "" && cand.engine.kind == "process") {
+		if len(f.baselineKeys) > 0 {
+			if f.suite == "" {
+				return usagef("--baseline-key needs --suite: the attestation must be of the same suite")
+			}
+			keys, err := loadVerifiers(f.baselineKeys)
+			if err != nil {
+				return err
+			}
+			base.keys = keys
+		} else if f.baselineEndpoint != "" || f.baselineCmd != "" || (f.baseline != "" && cand.engine.kind == "process") {
 			if f.suite == "" {
 				return usagef("running the baseline needs --suite")
 			}
@@ -262,6 +286,16 @@ func runEval(ctx context.Context, g *globals, f evalFlags, a []string) error {
 		s, err := evals.ParseSuite(data, name)
 		if err != nil {
 			return err
+		}
+		for _, kv := range f.vars {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return usagef("--var %q: want NAME=VALUE", kv)
+			}
+			if s.Vars == nil {
+				s.Vars = map[string]string{}
+			}
+			s.Vars[k] = v
 		}
 		suite = s
 		suiteRef = evals.SuiteRef{Name: s.Name, Digest: evals.Digest(data), Items: len(s.Items)}
@@ -343,6 +377,15 @@ func runEval(ctx context.Context, g *globals, f evalFlags, a []string) error {
 	run := func(side *evalSide, dir string) ([]evals.Sample, evals.EngineRef, error) {
 		return runEvalSide(ctx, g, f, side, c, suite, suiteRef, dir, judge, prices, cacheRoot, q, rep)
 	}
+	// Baseline evidence that is read, not run, is read first: a wrong
+	// file or a missing attestation fails before anything is sent.
+	var bs []evals.Sample
+	var beng evals.EngineRef
+	if base != nil && !base.useEng {
+		if bs, beng, err = run(base, f.baselineDir); err != nil {
+			return fmt.Errorf("baseline: %w", err)
+		}
+	}
 	candSamples, candEngine, err := run(cand, f.eng.dir)
 	if err != nil {
 		return err
@@ -366,9 +409,10 @@ func runEval(ctx context.Context, g *globals, f evalFlags, a []string) error {
 	}
 
 	if base != nil {
-		bs, beng, err := run(base, f.baselineDir)
-		if err != nil {
-			return fmt.Errorf("baseline: %w", err)
+		if base.useEng {
+			if bs, beng, err = run(base, f.baselineDir); err != nil {
+				return fmt.Errorf("baseline: %w", err)
+			}
 		}
 		bl := &evals.Baseline{Engine: beng}
 		if base.ref != nil {
@@ -462,6 +506,8 @@ func runEvalSide(ctx context.Context, g *globals, f evalFlags, side *evalSide, c
 		return ss, info, err
 	case side.report != "":
 		return readBaselineReport(side.report, suiteRef, side.ref)
+	case side.keys != nil:
+		return signedBaseline(ctx, g, c, side, suiteRef, rep)
 	}
 	none := evals.EngineRef{}
 	// The release's prompts and safety settings: pulled (those two parts
@@ -609,6 +655,55 @@ func pullRelease(ctx context.Context, g *globals, c *client.Client, side *evalSi
 	}
 	fmt.Fprintf(g.stderr, "%s: pulled %s %s\n", side.name, what, res.Release.Descriptor.Digest)
 	return res, nil
+}
+
+// signedBaseline reads the baseline's outcomes from its eval attestations:
+// verified with the trusted keys, about its digest, of this suite. With
+// several, the latest.
+func signedBaseline(ctx context.Context, g *globals, c *client.Client, side *evalSide, suite evals.SuiteRef, rep *evals.Report) ([]evals.Sample, evals.EngineRef, error) {
+	none := evals.EngineRef{}
+	desc, err := c.Resolve(ctx, *side.ref)
+	if err != nil {
+		return nil, none, err
+	}
+	side.digest = desc.Digest.String()
+	vr, err := sign.Verify(ctx, *side.ref, desc.Digest, side.keys, sign.VerifyOptions{Layout: sign.LayoutBundle, PredicateType: evals.ReportSchema},
+		g.signRemote(*side.ref))
+	if err != nil {
+		// Not a deny: the candidate was not judged (exit 2, not 1).
+		return nil, none, fmt.Errorf("%s has no eval attestation to use: %v", side.ref, err)
+	}
+	var best *evals.Report
+	var from sign.Match
+	var suites []string
+	for _, m := range vr.Matches {
+		var r evals.Report
+		if err := json.Unmarshal(m.Predicate, &r); err != nil {
+			return nil, none, fmt.Errorf("%s: eval attestation %s: %w", side.ref, m.Referrer, err)
+		}
+		if r.Suite.Digest != suite.Digest || len(r.Samples) == 0 {
+			suites = append(suites, fmt.Sprintf("%s (%s)", r.Suite.Name, short(r.Suite.Digest)))
+			continue
+		}
+		if best == nil || r.Started.After(best.Started) {
+			best, from = &r, m
+		}
+	}
+	if best == nil {
+		return nil, none, fmt.Errorf("%s has signed eval attestations only of other suites: %s; this is %s (%s)",
+			side.ref, strings.Join(suites, ", "), suite.Name, short(suite.Digest))
+	}
+	fmt.Fprintf(g.stderr, "baseline: %d samples from its signed eval attestation %s (key %s, run %s)\n", len(best.Samples), from.Referrer, from.Key, best.RunID)
+	rep.Notes = append(rep.Notes, fmt.Sprintf("The baseline's outcomes are from its signed eval attestation %s (key %s), run %s on %s.",
+		from.Referrer, from.KeyID, best.RunID, best.Started.Format(time.RFC3339)))
+	return best.Samples, best.Engine, nil
+}
+
+func short(d string) string {
+	if i := strings.IndexByte(d, ':'); i >= 0 && len(d) > i+13 {
+		return d[:i+13]
+	}
+	return d
 }
 
 // evalRetry is the eval retry policy: up to n more attempts with jittered

@@ -179,6 +179,28 @@ func TestEvalCLI(t *testing.T) {
 	if code, out, errs := airlock(t, "verify", base, "--key", key+".pub", "--attestations", "eval"); code != ExitOK {
 		t.Fatalf("verify eval attestation: %d %s %s", code, out, errs)
 	}
+
+	// That signed evidence is the baseline, without running it again.
+	before = goodN.Load()
+	code, _, errs = airlock(t, "eval", cand, "--suite", demoSuite, "--endpoint", bad, "--baseline", base, "--baseline-key", key+".pub",
+		"--retries", "6", "-o", report)
+	if code != ExitDeny || !strings.Contains(errs, "baseline: 12 samples from its signed eval attestation") || !strings.Contains(errs, "8 losses") || goodN.Load() != before {
+		t.Errorf("--baseline-key: exit %d, %d requests to the baseline's server\n%s", code, goodN.Load()-before, errs)
+	}
+	// Only an attestation of the same suite, by a trusted key, will do.
+	code, _, errs = airlock(t, "eval", cand, "--suite", "builtin:jailbreak", "--endpoint", bad, "--baseline", base, "--baseline-key", key+".pub",
+		"--var", "customer_name=Sam", "--var", "order_id=B-2", "-o", report)
+	if code != ExitError || !strings.Contains(errs, "signed eval attestations only of other suites: demo") {
+		t.Errorf("another suite: exit %d\n%s", code, errs)
+	}
+	other := filepath.Join(dir, "other")
+	if code, _, errs := airlock(t, "key", "generate", "--output-key-prefix", other); code != ExitOK {
+		t.Fatal(errs)
+	}
+	code, _, errs = airlock(t, "eval", cand, "--suite", demoSuite, "--endpoint", bad, "--baseline", base, "--baseline-key", other+".pub", "-o", report)
+	if code != ExitError || !strings.Contains(errs, "has no eval attestation to use") {
+		t.Errorf("untrusted key: exit %d\n%s", code, errs)
+	}
 }
 
 func TestEvalBadInput(t *testing.T) {
