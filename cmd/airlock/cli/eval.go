@@ -670,8 +670,8 @@ func signedBaseline(ctx context.Context, g *globals, c *client.Client, side *eva
 	vr, err := sign.Verify(ctx, *side.ref, desc.Digest, side.keys, sign.VerifyOptions{Layout: sign.LayoutBundle, PredicateType: evals.ReportSchema},
 		g.signRemote(*side.ref))
 	if err != nil {
-		// Not a deny: the candidate was not judged (exit 2, not 1).
-		return nil, none, fmt.Errorf("%s has no eval attestation to use: %v", side.ref, err)
+		// Not a deny: the candidate was not judged (exit 2, not verify's 1).
+		return nil, none, exitErr{ExitError, fmt.Errorf("%s has no eval attestation to use: %w", side.ref, err)}
 	}
 	var best *evals.Report
 	var from sign.Match
