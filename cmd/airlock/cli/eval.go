@@ -68,7 +68,8 @@ intervals. With --baseline it runs the same items against the release the
 candidate would replace and tests non-inferiority on the paired outcomes.
 
 The suite: --suite FILE (YAML, or JSONL for large sets; the schema is
-docs/schemas/eval-suite.v1.json), or --suite builtin:NAME for the
+docs/schemas/eval-suite.v1.json), --suite release:NAME for a suite the
+release carries (airlock.yaml's evals), or --suite builtin:NAME for the
 adversarial starting sets (` + strings.Join(suites.Names(), ", ") + `).
 
 As shipped: with REF (or --dir) the release's system prompt (the prompt
@@ -127,8 +128,10 @@ non-inferior (with --min-pass-rate, the pass rate's lower bound reaches it);
 evidence; 64 usage.`,
 		Example: `  airlock eval localhost:5000/support-bot:1.5.0 --suite evals/golden.yaml --endpoint http://127.0.0.1:8001 \
       --baseline localhost:5000/support-bot:1.4.0 --baseline-endpoint http://127.0.0.1:8000 --margin 0.05
-  airlock eval localhost:5000/support-bot:1.5.0 --suite builtin:jailbreak \
+  airlock eval localhost:5000/support-bot:1.5.0 --suite release:golden \
       --cmd 'llama-server -m {{.Dir}}/model/model.gguf --port {{.Port}}' --attach --key cosign.key
+  airlock eval localhost:5000/support-bot:1.5.0 --suite builtin:jailbreak --var customer_name=Alex \
+      --var order_id=A-1001 --endpoint http://127.0.0.1:8001
   airlock eval --import promptfoo:results.json --baseline-import promptfoo:before.json --margin 0.05`,
 		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -136,7 +139,7 @@ evidence; 64 usage.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.suite, "suite", "", "the eval suite: a YAML or JSONL file, or builtin:NAME")
+	fl.StringVar(&f.suite, "suite", "", "the eval suite: a YAML or JSONL file, release:NAME (the release's own), or builtin:NAME")
 	fl.StringArrayVar(&f.vars, "var", nil, "a template variable, NAME=VALUE (repeatable): over the suite's vars, under an item's own")
 	f.eng.addFlags(fl, "base URL of an OpenAI-compatible server serving the candidate",
 		"the release directory (airlock.yaml): its prompts and safety file, and the process engine's files (default: REF pulled)")
@@ -205,7 +208,7 @@ func runEval(ctx context.Context, g *globals, f evalFlags, a []string) error {
 			return err
 		}
 		if f.suite == "" {
-			return usagef("--suite is required (a YAML or JSONL file, or builtin:NAME)")
+			return usagef("--suite is required (a YAML or JSONL file, release:NAME or builtin:NAME)")
 		}
 	} else if f.eng.endpoint != "" || f.eng.cmdTemplate != "" {
 		return usagef("--import reads outcomes from a file: give no --endpoint or --cmd")
@@ -279,7 +282,14 @@ func runEval(ctx context.Context, g *globals, f evalFlags, a []string) error {
 	var suite *evals.Suite
 	var suiteRef evals.SuiteRef
 	if f.suite != "" {
-		data, name, err := readSuite(f.suite)
+		var data []byte
+		var name string
+		var err error
+		if rel, ok := strings.CutPrefix(f.suite, "release:"); ok {
+			data, name, err = releaseSuite(ctx, g, a, f.eng.dir, rel)
+		} else {
+			data, name, err = readSuite(f.suite)
+		}
 		if err != nil {
 			return err
 		}
@@ -743,6 +753,61 @@ func loadShipped(dir string, rel *pack.Release) (*evals.Shipped, *evals.ShippedR
 		ref.Redact = s.PII.RedactOutput
 	}
 	return sh, ref, nil
+}
+
+// releaseSuite reads the eval suite the release itself carries under name
+// (airlock.yaml's evals): from --dir, or from REF, pulling only its eval
+// files.
+func releaseSuite(ctx context.Context, g *globals, a []string, dir, name string) ([]byte, string, error) {
+	var rel *pack.Release
+	switch {
+	case dir != "":
+		b, err := os.ReadFile(filepath.Join(dir, pack.DefaultFile))
+		if err != nil {
+			return nil, "", fmt.Errorf("--suite release:%s: %w", name, err)
+		}
+		p, err := pack.Parse(b, filepath.Join(dir, pack.DefaultFile))
+		if err != nil {
+			return nil, "", err
+		}
+		rel = &p.Release
+	case len(a) == 1:
+		ref, err := parseRef(a[0])
+		if err != nil {
+			return nil, "", err
+		}
+		c, err := g.client()
+		if err != nil {
+			return nil, "", err
+		}
+		tmp, err := os.MkdirTemp("", "airlock-eval-suite-")
+		if err != nil {
+			return nil, "", err
+		}
+		defer os.RemoveAll(tmp)
+		res, err := c.Pull(ctx, ref, tmp, client.PullOptions{Roles: []registry.Role{registry.RoleEval}})
+		if err != nil {
+			return nil, "", err
+		}
+		if res.Release.File == nil {
+			return nil, "", fmt.Errorf("--suite release:%s: %s carries no release file (dev.airlock.release)", name, ref)
+		}
+		rel, dir = res.Release.File, tmp
+	default:
+		return nil, "", usagef("--suite release:%s reads the release's own suite: give REF or --dir", name)
+	}
+	var names []string
+	for _, e := range rel.Evals {
+		if e.Name == name {
+			b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(e.Path)))
+			if err != nil {
+				return nil, "", fmt.Errorf("--suite release:%s: %w", name, err)
+			}
+			return b, name, nil
+		}
+		names = append(names, e.Name)
+	}
+	return nil, "", usagef("--suite release:%s: the release has no eval suite of that name (it has %s)", name, strings.Join(names, ", "))
 }
 
 func readSuite(s string) ([]byte, string, error) {

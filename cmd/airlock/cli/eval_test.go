@@ -122,6 +122,22 @@ func TestEvalCLI(t *testing.T) {
 		t.Errorf("the cache was not used: %d requests\n%s", goodN.Load()-before, errs)
 	}
 
+	// The suite the release carries, by name, from the registry and from a
+	// directory; its vars fill the release's system prompt.
+	for _, where := range [][]string{{base}, {"--dir", example}} {
+		code, _, errs := airlock(t, append([]string{"eval", "--suite", "release:golden", "--endpoint", good, "-o", report}, where...)...)
+		if code != ExitOK {
+			t.Fatalf("release:golden %v: %d %s", where, code, errs)
+		}
+		if r := readEvalReport(t, report); r.Suite.Name != "golden" || r.Metrics.Items != 4 {
+			t.Errorf("release:golden: %+v", r.Suite)
+		}
+	}
+	if code, _, errs := airlock(t, "eval", base, "--suite", "release:silver", "--endpoint", good, "-o", report); code != ExitUsage ||
+		!strings.Contains(errs, "no eval suite of that name (it has golden)") {
+		t.Errorf("release:silver: %d %s", code, errs)
+	}
+
 	// Several samples per item, pass@k.
 	if code, _, errs := airlock(t, "eval", "--suite", demoSuite, "--endpoint", good, "--samples", "3", "--k", "1,3", "-o", report); code != ExitOK {
 		t.Fatalf("--samples 3: %d %s", code, errs)
