@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/airlock-dev/airlock/evals"
 )
 
 // CacheKey is what makes two runs' generations interchangeable: the
@@ -180,4 +182,108 @@ func (c *Cache) Model() string {
 		}
 	}
 	return ""
+}
+
+// JudgeCache keeps a judge model's answers by (model, prompt), so a re-run
+// of an eval with rubrics does not ask the judge again. Like Cache it is a
+// JSONL file appended to as answers come, with a torn last line dropped.
+type JudgeCache struct {
+	path    string
+	mu      sync.Mutex
+	f       *os.File
+	answers map[string]string
+}
+
+type judgeLine struct {
+	Key    string `json:"key"`
+	Answer string `json:"answer"`
+}
+
+// OpenJudgeCache opens or creates the judge cache under dir.
+func OpenJudgeCache(dir string) (*JudgeCache, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	c := &JudgeCache{path: filepath.Join(dir, "judge.jsonl"), answers: map[string]string{}}
+	data, err := os.ReadFile(c.path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	good := 0
+	for len(data[good:]) > 0 {
+		i := bytes.IndexByte(data[good:], '\n')
+		if i < 0 {
+			break // torn
+		}
+		var l judgeLine
+		if json.Unmarshal(data[good:good+i], &l) != nil || l.Key == "" {
+			break
+		}
+		c.answers[l.Key] = l.Answer
+		good += i + 1
+	}
+	f, err := os.OpenFile(c.path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Truncate(int64(good)); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Seek(int64(good), 0); err != nil {
+		f.Close()
+		return nil, err
+	}
+	c.f = f
+	return c, nil
+}
+
+// judgeKey is the cache key of a question to a judge model.
+func judgeKey(model string, msgs []evals.Message) string {
+	h := sha256.New()
+	b, _ := json.Marshal(struct {
+		Model    string          `json:"model"`
+		Messages []evals.Message `json:"messages"`
+	}{model, msgs})
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (c *JudgeCache) get(key string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.answers[key]
+	return a, ok
+}
+
+func (c *JudgeCache) add(key, answer string) error {
+	b, err := json.Marshal(judgeLine{Key: key, Answer: answer})
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.f.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	c.answers[key] = answer
+	return nil
+}
+
+// Len is the number of answers cached.
+func (c *JudgeCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.answers)
+}
+
+// Close closes the file.
+func (c *JudgeCache) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.f.Sync(); err != nil {
+		c.f.Close()
+		return err
+	}
+	return c.f.Close()
 }

@@ -301,6 +301,27 @@ func TestRubricJudge(t *testing.T) {
 			t.Errorf("judge prompt %s", b)
 		}
 	}
+	// With a cache, a second run does not ask the judge again.
+	jeng, jrec := serve(t, sim.Config{Model: "judge", Default: "5"})
+	dir := t.TempDir()
+	for run := range 2 {
+		jc, err := OpenJudgeCache(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := &Judge{Engine: jeng, Model: "judge", Retry: fastRetry, Cache: jc}
+		res, err := Run(t.Context(), model, Options{Suite: judgeSuite(t), Model: "demo-model", Judge: j})
+		if err != nil || !res.Samples[0].Pass {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if want := int64(1 - run); j.Asked.Load() != want || jrec.n.Load() != 1 || jc.Len() != 1 {
+			t.Errorf("run %d: asked the judge %d times (want %d), %d requests in all", run, j.Asked.Load(), want, jrec.n.Load())
+		}
+		if err := jc.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// No judge: an error naming the item, not a skip.
 	_, err := Run(t.Context(), model, Options{Suite: judgeSuite(t), Model: "demo-model"})
 	if err == nil || !strings.Contains(err.Error(), "polite-hours") {

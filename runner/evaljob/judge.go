@@ -3,6 +3,7 @@ package evaljob
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/airlock-dev/airlock/evals"
@@ -21,6 +22,13 @@ type Judge struct {
 	Retry   runner.Retry
 	// Ctx bounds every judge call; nil means context.Background.
 	Ctx context.Context
+	// Cache, when set, answers questions asked before (the judge runs at
+	// temperature 0) and keeps new answers. Answers the parser rejects are
+	// kept too: they fail the same way again.
+	Cache *JudgeCache
+	// Asked counts the questions sent to the judge model (not answered by
+	// the cache).
+	Asked atomic.Int64
 }
 
 // Score asks the judge once.
@@ -34,6 +42,28 @@ func (j *Judge) Score(it *evals.Item, a *evals.Assertion, output string) (float6
 
 // ask sends msgs to the judge and returns its answer.
 func (j *Judge) ask(id string, msgs []evals.Message, maxTokens int) (string, error) {
+	var key string
+	if j.Cache != nil {
+		key = judgeKey(j.Model, msgs)
+		if a, ok := j.Cache.get(key); ok {
+			return a, nil
+		}
+	}
+	a, err := j.send(id, msgs, maxTokens)
+	if err != nil {
+		return "", err
+	}
+	if j.Cache != nil {
+		if err := j.Cache.add(key, a); err != nil {
+			return "", fmt.Errorf("the judge cache: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// send asks the judge model.
+func (j *Judge) send(id string, msgs []evals.Message, maxTokens int) (string, error) {
+	j.Asked.Add(1)
 	ctx := j.Ctx
 	if ctx == nil {
 		ctx = context.Background()

@@ -369,6 +369,22 @@ func runEval(ctx context.Context, g *globals, f evalFlags, a []string) error {
 		}
 		judge = &evaljob.Judge{Engine: je, Model: m, Timeout: f.timeout, Retry: evalRetry(f.retries), Ctx: ctx}
 	}
+	cacheRoot := f.cacheDir
+	if cacheRoot == "" && cacheDir() != "" {
+		cacheRoot = filepath.Join(cacheDir(), "evals")
+	}
+	if judge != nil && !f.noCache && cacheRoot != "" {
+		jc, err := evaljob.OpenJudgeCache(cacheRoot)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := jc.Close(); err != nil {
+				fmt.Fprintf(g.stderr, "closing the judge cache: %v\n", err)
+			}
+		}()
+		judge.Cache = jc
+	}
 
 	runID := newRunID()
 	rep := &evals.Report{Schema: evals.ReportSchema, RunID: runID, Tool: "airlock/" + version(), Suite: suiteRef, Seed: f.seed,
@@ -380,10 +396,6 @@ func runEval(ctx context.Context, g *globals, f evalFlags, a []string) error {
 		return err
 	}
 	defer func() { _ = q.Close(context.WithoutCancel(ctx)) }()
-	cacheRoot := f.cacheDir
-	if cacheRoot == "" && cacheDir() != "" {
-		cacheRoot = filepath.Join(cacheDir(), "evals")
-	}
 	run := func(side *evalSide, dir string) ([]evals.Sample, evals.EngineRef, error) {
 		return runEvalSide(ctx, g, f, side, c, suite, suiteRef, dir, judge, prices, cacheRoot, q, rep)
 	}
@@ -448,6 +460,13 @@ func runEval(ctx context.Context, g *globals, f evalFlags, a []string) error {
 		rep.Baseline = bl
 	}
 	rep.Duration = time.Since(rep.Started).Seconds()
+	if judge != nil {
+		cached := 0
+		if judge.Cache != nil {
+			cached = judge.Cache.Len()
+		}
+		fmt.Fprintf(g.stderr, "judge %s: asked %d questions; %d answers are in the judge cache\n", judge.Model, judge.Asked.Load(), cached)
+	}
 
 	if err := writeReport(g, f.report, rep.WriteJSON); err != nil {
 		return err
