@@ -1,7 +1,6 @@
 package evals
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -257,18 +256,10 @@ var lmEvalMetrics = []string{"exact_match", "acc", "acc_norm", "pass@1", "pass_a
 // nothing is skipped silently: another filter's rows are counted in a note.
 func ImportLMEval(data []byte, o LMEvalOptions) (*Imported, error) {
 	imp := &Imported{Format: "lm-eval"}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
 	filter, metric := o.Filter, o.Metric
 	otherFilters := map[string]int{}
 	seen := map[int]bool{}
-	line := 0
-	for sc.Scan() {
-		line++
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
-			continue
-		}
+	for line, b := range jsonLines(data) {
 		var rec map[string]json.RawMessage
 		if err := json.Unmarshal(b, &rec); err != nil {
 			return nil, fmt.Errorf("lm-eval samples line %d: %w", line, err)
@@ -354,9 +345,6 @@ func ImportLMEval(data []byte, o LMEvalOptions) (*Imported, error) {
 		}
 		s.Checks = []Check{{Path: metric, Type: "lm-eval:" + metric, Pass: s.Pass, Weight: 1, Detail: detail}}
 		imp.Samples = append(imp.Samples, s)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("lm-eval samples line %d: %w", line+1, err)
 	}
 	if len(imp.Samples) == 0 {
 		if o.Filter != "" && len(otherFilters) > 0 {

@@ -11,9 +11,8 @@ import (
 // model is the caller's (the runner's); this part stays pure so that what
 // counts as an answer is tested without a model.
 
-// JudgeMessages asks a judge to grade output against the assertion's
-// rubric on 1..scale, answering with the number alone.
-func JudgeMessages(it *Item, a *Assertion, output string) []Message {
+// userText is what the user said in an item, for a judge to see.
+func userText(it *Item) string {
 	var q strings.Builder
 	for _, m := range it.Messages {
 		if m.Role == "user" {
@@ -21,9 +20,15 @@ func JudgeMessages(it *Item, a *Assertion, output string) []Message {
 			q.WriteString("\n")
 		}
 	}
+	return strings.TrimSpace(q.String())
+}
+
+// JudgeMessages asks a judge to grade output against the assertion's
+// rubric on 1..scale, answering with the number alone.
+func JudgeMessages(it *Item, a *Assertion, output string) []Message {
 	return []Message{
 		{Role: "system", Content: fmt.Sprintf("You grade an AI assistant's answer against a rubric. Reply with one whole number from 1 (worst) to %d (best) and nothing else.", a.Scale)},
-		{Role: "user", Content: fmt.Sprintf("Rubric:\n%s\n\nThe user asked:\n%s\nThe assistant answered:\n<answer>\n%s\n</answer>\n\nScore (1-%d):", a.Rubric, strings.TrimSpace(q.String()), output, a.Scale)},
+		{Role: "user", Content: fmt.Sprintf("Rubric:\n%s\n\nThe user asked:\n%s\nThe assistant answered:\n<answer>\n%s\n</answer>\n\nScore (1-%d):", a.Rubric, userText(it), output, a.Scale)},
 	}
 }
 
@@ -49,16 +54,9 @@ func ParseJudgeScore(answer string, scale int) (float64, error) {
 // rubric; the caller asks twice with the answers swapped (position bias,
 // canary-evals.md §3.4).
 func PairwiseMessages(it *Item, rubric, first, second string) []Message {
-	var q strings.Builder
-	for _, m := range it.Messages {
-		if m.Role == "user" {
-			q.WriteString(m.Content)
-			q.WriteString("\n")
-		}
-	}
 	return []Message{
 		{Role: "system", Content: "You compare two AI assistants' answers to the same request against a rubric. Reply with exactly A, B or TIE."},
-		{Role: "user", Content: fmt.Sprintf("Rubric:\n%s\n\nThe user asked:\n%s\n<answer_a>\n%s\n</answer_a>\n<answer_b>\n%s\n</answer_b>\n\nBetter answer (A, B or TIE):", rubric, strings.TrimSpace(q.String()), first, second)},
+		{Role: "user", Content: fmt.Sprintf("Rubric:\n%s\n\nThe user asked:\n%s\n<answer_a>\n%s\n</answer_a>\n<answer_b>\n%s\n</answer_b>\n\nBetter answer (A, B or TIE):", rubric, userText(it), first, second)},
 	}
 }
 

@@ -145,14 +145,8 @@ type Bootstrap struct {
 // returns the percentile interval at confidence conf.
 func PairedBootstrap(baseline, candidate []float64, f func([]float64) float64, b int, seed uint64, conf float64) (Bootstrap, error) {
 	n := len(baseline)
-	if n == 0 {
-		return Bootstrap{}, ErrNoItems
-	}
-	if len(candidate) != n {
-		return Bootstrap{}, fmt.Errorf("paired bootstrap: %d baseline items but %d candidate items", n, len(candidate))
-	}
-	if b < 1 {
-		return Bootstrap{}, fmt.Errorf("paired bootstrap: %d resamples", b)
+	if err := checkPaired(n, len(candidate), b); err != nil {
+		return Bootstrap{}, err
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x626f6f74))
 	ra, rb := make([]float64, n), make([]float64, n)
@@ -173,20 +167,27 @@ func PairedBootstrap(baseline, candidate []float64, f func([]float64) float64, b
 	return Bootstrap{Delta: f(candidate) - f(baseline), CI: Interval{percentile(deltas, 100*a), percentile(deltas, 100*(1-a))}, PAtMost0: float64(le0) / float64(b)}, nil
 }
 
+// checkPaired rejects what no paired bootstrap can resample.
+func checkPaired(n, m, b int) error {
+	switch {
+	case n == 0:
+		return ErrNoItems
+	case m != n:
+		return fmt.Errorf("paired bootstrap: %d baseline items but %d candidate items", n, m)
+	case b < 1:
+		return fmt.Errorf("paired bootstrap: %d resamples", b)
+	}
+	return nil
+}
+
 // PairedBootstrapMean is PairedBootstrap with f = Mean, drawing the same
 // resamples from the same seed, computed on the per-item differences: one
 // read per draw instead of two arrays and two means, which matters at
 // 100,000 items.
 func PairedBootstrapMean(baseline, candidate []float64, b int, seed uint64, conf float64) (Bootstrap, error) {
 	n := len(baseline)
-	if n == 0 {
-		return Bootstrap{}, ErrNoItems
-	}
-	if len(candidate) != n {
-		return Bootstrap{}, fmt.Errorf("paired bootstrap: %d baseline items but %d candidate items", n, len(candidate))
-	}
-	if b < 1 {
-		return Bootstrap{}, fmt.Errorf("paired bootstrap: %d resamples", b)
+	if err := checkPaired(n, len(candidate), b); err != nil {
+		return Bootstrap{}, err
 	}
 	d := make([]float64, n)
 	for i := range n {

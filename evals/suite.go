@@ -1,12 +1,12 @@
 package evals
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"regexp"
 	"slices"
 	"strings"
@@ -81,6 +81,26 @@ func Types() []string {
 // ErrSuite marks a suite that cannot be used; the message names the item.
 var ErrSuite = errors.New("invalid eval suite")
 
+// jsonLines yields the non-blank lines of JSON Lines data, trimmed, with
+// their 1-based line numbers.
+func jsonLines(data []byte) iter.Seq2[int, []byte] {
+	return func(yield func(int, []byte) bool) {
+		n := 0
+		for len(data) > 0 {
+			n++
+			line := data
+			if i := bytes.IndexByte(data, '\n'); i >= 0 {
+				line, data = data[:i], data[i+1:]
+			} else {
+				data = nil
+			}
+			if b := bytes.TrimSpace(line); len(b) > 0 && !yield(n, b) {
+				return
+			}
+		}
+	}
+}
+
 // ParseSuite reads a suite from YAML (apiVersion airlock.dev/v1, kind
 // EvalSuite) or, when the first non-blank byte is '{', from JSONL: one item
 // per line, the suite named name. Every problem is reported, each naming
@@ -90,15 +110,7 @@ func ParseSuite(data []byte, name string) (*Suite, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) > 0 && trimmed[0] == '{' {
 		s = Suite{APIVersion: "airlock.dev/v1", Kind: "EvalSuite", Name: name}
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-		line := 0
-		for sc.Scan() {
-			line++
-			b := bytes.TrimSpace(sc.Bytes())
-			if len(b) == 0 {
-				continue
-			}
+		for line, b := range jsonLines(data) {
 			var it Item
 			dec := json.NewDecoder(bytes.NewReader(b))
 			dec.DisallowUnknownFields()
@@ -106,9 +118,6 @@ func ParseSuite(data []byte, name string) (*Suite, error) {
 				return nil, fmt.Errorf("%w %s: line %d: %w", ErrSuite, name, line, err)
 			}
 			s.Items = append(s.Items, it)
-		}
-		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("%w %s: line %d: %w", ErrSuite, name, line+1, err)
 		}
 	} else {
 		dec := yaml.NewDecoder(bytes.NewReader(data))

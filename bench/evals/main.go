@@ -308,8 +308,12 @@ func run(n, runs, resamples int, target time.Duration, peer bool, out string) er
 			t.peer = time.Duration(pr.Seconds * float64(time.Second))
 			peerPassed = pr.Passed
 		}
-		benchkit.Logf("run %d: parse %s, score %s (promptfoo %s), summarize %s, compare %s", r+1, t.parse.Round(time.Millisecond),
-			t.score.Round(time.Millisecond), t.peer.Round(time.Millisecond), t.summarize.Round(time.Millisecond), t.compare.Round(time.Millisecond))
+		peerNote := ""
+		if testsFile != "" {
+			peerNote = fmt.Sprintf(" (promptfoo %s)", t.peer.Round(time.Millisecond))
+		}
+		benchkit.Logf("run %d: parse %s, score %s%s, summarize %s, compare %s", r+1, t.parse.Round(time.Millisecond),
+			t.score.Round(time.Millisecond), peerNote, t.summarize.Round(time.Millisecond), t.compare.Round(time.Millisecond))
 		ts = append(ts, t)
 	}
 	med := func(f func(timing) time.Duration) time.Duration {

@@ -1,7 +1,6 @@
 package evaljob
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -41,15 +40,91 @@ func (k CacheKey) ID() string {
 	return hex.EncodeToString(h[:])
 }
 
+// jsonlFile is an append-only JSON Lines file that keeps only whole,
+// readable lines: on open, lines are read until the first torn or
+// unreadable one, the file is cut back to what was read, and later writes
+// append whole lines. Both caches are one.
+type jsonlFile struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File
+}
+
+// openJSONL opens or creates path, hands each whole line to each (which
+// says whether it is readable, or fails the open), and returns the file
+// positioned after the last readable line, with how many lines were
+// dropped.
+func openJSONL(path string, each func(line []byte) (bool, error)) (*jsonlFile, int, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, 0, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, err
+	}
+	good, dropped := 0, 0
+	for good < len(data) {
+		i := bytes.IndexByte(data[good:], '\n')
+		if i < 0 { // no newline: torn
+			dropped++
+			break
+		}
+		ok, err := each(data[good : good+i])
+		if err != nil {
+			return nil, 0, err
+		}
+		if !ok {
+			dropped++
+			break
+		}
+		good += i + 1
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := f.Truncate(int64(good)); err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	if _, err := f.Seek(int64(good), 0); err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return &jsonlFile{path: path, f: f}, dropped, nil
+}
+
+// append writes v as one line, at once.
+func (j *jsonlFile) append(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	_, err = j.f.Write(append(b, '\n'))
+	return err
+}
+
+// close flushes the file to disk and closes it.
+func (j *jsonlFile) close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.f.Sync(); err != nil {
+		j.f.Close()
+		return err
+	}
+	return j.f.Close()
+}
+
 // Cache is one key's generations: a JSONL file (the key on the first
 // line, one generation per line after it) appended to as samples finish,
 // so an interrupted run resumes where it stopped. Failed generations are
 // not cached: a re-run tries them again. A torn last line (a crash while
 // writing) is dropped on open and rewritten by the resumed run.
 type Cache struct {
-	path string
+	file *jsonlFile
 	mu   sync.Mutex
-	f    *os.File
 	gens map[key]Generation
 	// Dropped is how many unreadable lines were dropped on open.
 	Dropped int
@@ -60,61 +135,32 @@ func OpenCache(dir string, k CacheKey) (*Cache, error) {
 	if k.Release == "" || k.Suite == "" {
 		return nil, errors.New("evaljob: a cache needs the release digest and the suite digest")
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	c := &Cache{path: filepath.Join(dir, k.ID()+".jsonl"), gens: map[key]Generation{}}
-	data, err := os.ReadFile(c.path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	good := 0 // bytes of whole, readable lines
-	if len(data) > 0 {
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
-		first := true
-		for sc.Scan() {
-			line := sc.Bytes()
-			end := good + len(line) + 1
-			if end > len(data) { // no newline: torn
-				c.Dropped++
-				break
+	c := &Cache{gens: map[key]Generation{}}
+	path := filepath.Join(dir, k.ID()+".jsonl")
+	first := true
+	file, dropped, err := openJSONL(path, func(line []byte) (bool, error) {
+		if first {
+			first = false
+			var got CacheKey
+			if json.Unmarshal(line, &got) != nil || got != k {
+				return false, fmt.Errorf("evaljob: cache file %s does not belong to this run's key; remove it", path)
 			}
-			if first {
-				var got CacheKey
-				if json.Unmarshal(line, &got) != nil || got != k {
-					return nil, fmt.Errorf("evaljob: cache file %s does not belong to this run's key; remove it", c.path)
-				}
-				first = false
-				good = end
-				continue
-			}
-			var g Generation
-			if err := json.Unmarshal(line, &g); err != nil || g.Item == "" {
-				c.Dropped++
-				break
-			}
-			c.gens[key{g.Item, g.Sample}] = g
-			good = end
+			return true, nil
 		}
-	}
-	f, err := os.OpenFile(c.path, os.O_RDWR|os.O_CREATE, 0o644)
+		var g Generation
+		if err := json.Unmarshal(line, &g); err != nil || g.Item == "" {
+			return false, nil
+		}
+		c.gens[key{g.Item, g.Sample}] = g
+		return true, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	if err := f.Truncate(int64(good)); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if _, err := f.Seek(int64(good), 0); err != nil {
-		f.Close()
-		return nil, err
-	}
-	c.f = f
-	if good == 0 {
-		b, _ := json.Marshal(k)
-		if _, err := f.Write(append(b, '\n')); err != nil {
-			f.Close()
+	c.file, c.Dropped = file, dropped
+	if first { // a new file: the key goes first
+		if err := file.append(k); err != nil {
+			_ = file.close() // the write's error is the one to report
 			return nil, err
 		}
 	}
@@ -122,7 +168,7 @@ func OpenCache(dir string, k CacheKey) (*Cache, error) {
 }
 
 // Path is the cache file.
-func (c *Cache) Path() string { return c.path }
+func (c *Cache) Path() string { return c.file.path }
 
 // Generations returns a copy of what the cache holds.
 func (c *Cache) Generations() map[key]Generation {
@@ -143,33 +189,22 @@ func (c *Cache) Len() int {
 }
 
 // Add records a finished generation: one whole line, written at once.
+// Failed generations are not recorded.
 func (c *Cache) Add(g Generation) error {
 	if g.Error != "" {
 		return nil
 	}
-	b, err := json.Marshal(g)
-	if err != nil {
+	if err := c.file.append(g); err != nil {
 		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, err := c.f.Write(append(b, '\n')); err != nil {
-		return err
-	}
 	c.gens[key{g.Item, g.Sample}] = g
 	return nil
 }
 
 // Close flushes the file to disk and closes it.
-func (c *Cache) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.f.Sync(); err != nil {
-		c.f.Close()
-		return err
-	}
-	return c.f.Close()
-}
+func (c *Cache) Close() error { return c.file.close() }
 
 // Model is the served model of the cached generations, when they name
 // one.
@@ -188,9 +223,8 @@ func (c *Cache) Model() string {
 // of an eval with rubrics does not ask the judge again. Like Cache it is a
 // JSONL file appended to as answers come, with a torn last line dropped.
 type JudgeCache struct {
-	path    string
+	file    *jsonlFile
 	mu      sync.Mutex
-	f       *os.File
 	answers map[string]string
 }
 
@@ -201,52 +235,30 @@ type judgeLine struct {
 
 // OpenJudgeCache opens or creates the judge cache under dir.
 func OpenJudgeCache(dir string) (*JudgeCache, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	c := &JudgeCache{path: filepath.Join(dir, "judge.jsonl"), answers: map[string]string{}}
-	data, err := os.ReadFile(c.path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	good := 0
-	for len(data[good:]) > 0 {
-		i := bytes.IndexByte(data[good:], '\n')
-		if i < 0 {
-			break // torn
-		}
+	c := &JudgeCache{answers: map[string]string{}}
+	file, _, err := openJSONL(filepath.Join(dir, "judge.jsonl"), func(line []byte) (bool, error) {
 		var l judgeLine
-		if json.Unmarshal(data[good:good+i], &l) != nil || l.Key == "" {
-			break
+		if json.Unmarshal(line, &l) != nil || l.Key == "" {
+			return false, nil
 		}
 		c.answers[l.Key] = l.Answer
-		good += i + 1
-	}
-	f, err := os.OpenFile(c.path, os.O_RDWR|os.O_CREATE, 0o644)
+		return true, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	if err := f.Truncate(int64(good)); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if _, err := f.Seek(int64(good), 0); err != nil {
-		f.Close()
-		return nil, err
-	}
-	c.f = f
+	c.file = file
 	return c, nil
 }
 
 // judgeKey is the cache key of a question to a judge model.
 func judgeKey(model string, msgs []evals.Message) string {
-	h := sha256.New()
 	b, _ := json.Marshal(struct {
 		Model    string          `json:"model"`
 		Messages []evals.Message `json:"messages"`
 	}{model, msgs})
-	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil))
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }
 
 func (c *JudgeCache) get(key string) (string, bool) {
@@ -257,15 +269,11 @@ func (c *JudgeCache) get(key string) (string, bool) {
 }
 
 func (c *JudgeCache) add(key, answer string) error {
-	b, err := json.Marshal(judgeLine{Key: key, Answer: answer})
-	if err != nil {
+	if err := c.file.append(judgeLine{Key: key, Answer: answer}); err != nil {
 		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, err := c.f.Write(append(b, '\n')); err != nil {
-		return err
-	}
 	c.answers[key] = answer
 	return nil
 }
@@ -277,13 +285,5 @@ func (c *JudgeCache) Len() int {
 	return len(c.answers)
 }
 
-// Close closes the file.
-func (c *JudgeCache) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.f.Sync(); err != nil {
-		c.f.Close()
-		return err
-	}
-	return c.f.Close()
-}
+// Close flushes the file to disk and closes it.
+func (c *JudgeCache) Close() error { return c.file.close() }

@@ -59,12 +59,9 @@ TYPE is a URI or one of: eval, bench, verdict, promotion
 			if err != nil {
 				return err
 			}
-			ref, err := parseRef(a[0])
+			ref, err := parsePinnedRef(a[0])
 			if err != nil {
 				return err
-			}
-			if ref.Tag == "" && ref.Digest == "" {
-				return usagef("%s names no tag or digest; add :TAG or @sha256:…", ref)
 			}
 			var pred []byte
 			if predicatePath == "-" {

@@ -192,12 +192,9 @@ func runBench(ctx context.Context, g *globals, f benchFlags, a []string) error {
 	var relDigest digest.Digest
 	var c *client.Client
 	if len(a) == 1 {
-		r, err := parseRef(a[0])
+		r, err := parsePinnedRef(a[0])
 		if err != nil {
 			return err
-		}
-		if r.Tag == "" && r.Digest == "" {
-			return usagef("%s names no tag or digest; add :TAG or @sha256:…", r)
 		}
 		ref = &r
 		if c, err = g.client(); err != nil {

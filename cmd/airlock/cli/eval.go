@@ -323,22 +323,16 @@ func runEval(ctx context.Context, g *globals, f evalFlags, a []string) error {
 
 	var c *client.Client
 	if len(a) == 1 {
-		r, err := parseRef(a[0])
+		r, err := parsePinnedRef(a[0])
 		if err != nil {
 			return err
-		}
-		if r.Tag == "" && r.Digest == "" {
-			return usagef("%s names no tag or digest; add :TAG or @sha256:…", r)
 		}
 		cand.ref = &r
 	}
 	if f.baseline != "" && base != nil {
-		r, err := parseRef(f.baseline)
+		r, err := parsePinnedRef(f.baseline)
 		if err != nil {
 			return err
-		}
-		if r.Tag == "" && r.Digest == "" {
-			return usagef("%s names no tag or digest; add :TAG or @sha256:…", r)
 		}
 		base.ref = &r
 	}

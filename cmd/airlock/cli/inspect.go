@@ -24,12 +24,9 @@ schema on registries without it. No layer is downloaded.`,
   airlock inspect localhost:5000/support-bot:1.4.0 --json | jq .manifest.layers`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			ref, err := parseRef(a[0])
+			ref, err := parsePinnedRef(a[0])
 			if err != nil {
 				return err
-			}
-			if ref.Tag == "" && ref.Digest == "" {
-				return usagef("%s names no tag or digest; add :TAG or @sha256:…", ref)
 			}
 			c, err := g.client()
 			if err != nil {

@@ -38,12 +38,9 @@ Roles: model, tokenizer, prompt, safety, eval, doc, code.`,
   airlock pull localhost:5000/support-bot@sha256:… --path 'tokenizer/*'`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			ref, err := parseRef(a[0])
+			ref, err := parsePinnedRef(a[0])
 			if err != nil {
 				return err
-			}
-			if ref.Tag == "" && ref.Digest == "" {
-				return usagef("%s names no tag or digest; add :TAG or @sha256:…", ref)
 			}
 			opts := client.PullOptions{Paths: paths, Cache: hashCache(noCache)}
 			for _, r := range roles {

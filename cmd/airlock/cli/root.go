@@ -170,6 +170,18 @@ func args(v cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
+// parsePinnedRef parses a reference that must name a tag or a digest.
+func parsePinnedRef(s string) (registry.Ref, error) {
+	r, err := parseRef(s)
+	if err != nil {
+		return r, err
+	}
+	if r.Tag == "" && r.Digest == "" {
+		return r, usagef("%s names no tag or digest; add :TAG or @sha256:…", r)
+	}
+	return r, nil
+}
+
 // parseRef parses a command-line reference; a bad one is a usage error.
 func parseRef(s string) (registry.Ref, error) {
 	r, err := registry.ParseRef(s)

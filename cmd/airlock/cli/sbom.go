@@ -41,12 +41,9 @@ Exit codes: 0 written (and attached), 2 error or not a release, 64 usage.`,
 			if attach != (keyPath != "") {
 				return usagef("--attach and --key go together: --attach --key NAME.key")
 			}
-			ref, err := parseRef(a[0])
+			ref, err := parsePinnedRef(a[0])
 			if err != nil {
 				return err
-			}
-			if ref.Tag == "" && ref.Digest == "" {
-				return usagef("%s names no tag or digest; add :TAG or @sha256:…", ref)
 			}
 			ts, err := sourceDateEpoch()
 			if err != nil {

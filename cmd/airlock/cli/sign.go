@@ -41,12 +41,9 @@ from the terminal. The signed digest is printed last on stdout.`,
 			if err != nil {
 				return usageError{err}
 			}
-			ref, err := parseRef(a[0])
+			ref, err := parsePinnedRef(a[0])
 			if err != nil {
 				return err
-			}
-			if ref.Tag == "" && ref.Digest == "" {
-				return usagef("%s names no tag or digest; add :TAG or @sha256:…", ref)
 			}
 			s, err := loadSigner(g, keyPath)
 			if err != nil {

@@ -45,12 +45,9 @@ Exit codes: 0 verified, 1 not verified, 2 error.`,
 					return err
 				}
 			}
-			ref, err := parseRef(a[0])
+			ref, err := parsePinnedRef(a[0])
 			if err != nil {
 				return err
-			}
-			if ref.Tag == "" && ref.Digest == "" {
-				return usagef("%s names no tag or digest; add :TAG or @sha256:…", ref)
 			}
 			keys, err := loadVerifiers(keyPaths)
 			if err != nil {
