@@ -25,11 +25,24 @@ func userText(it *Item) string {
 
 // JudgeMessages asks a judge to grade output against the assertion's
 // rubric on 1..scale, answering with the number alone.
+// The assertion's own prompt, when it has one, replaces the question (its
+// template variables are judgeVars'); the instruction to answer with a
+// number stays.
 func JudgeMessages(it *Item, a *Assertion, output string) []Message {
+	q := fmt.Sprintf("Rubric:\n%s\n\nThe user asked:\n%s\nThe assistant answered:\n<answer>\n%s\n</answer>\n\nScore (1-%d):", a.Rubric, userText(it), output, a.Scale)
+	if a.Prompt != "" {
+		// Checked when the suite was parsed: every variable has a value.
+		q, _ = Render(a.Prompt, judgeVars(a.Rubric, userText(it), output, a.Scale))
+	}
 	return []Message{
 		{Role: "system", Content: fmt.Sprintf("You grade an AI assistant's answer against a rubric. Reply with one whole number from 1 (worst) to %d (best) and nothing else.", a.Scale)},
-		{Role: "user", Content: fmt.Sprintf("Rubric:\n%s\n\nThe user asked:\n%s\nThe assistant answered:\n<answer>\n%s\n</answer>\n\nScore (1-%d):", a.Rubric, userText(it), output, a.Scale)},
+		{Role: "user", Content: q},
 	}
+}
+
+// judgeVars are the template variables of a rubric's own prompt.
+func judgeVars(rubric, question, answer string, scale int) map[string]string {
+	return map[string]string{"rubric": rubric, "question": question, "answer": answer, "scale": fmt.Sprint(scale)}
 }
 
 var judgeNumber = regexp.MustCompile(`^\s*(?:score\s*[:=]?\s*)?\**(\d+(?:\.\d+)?)\**\s*(?:/\s*\d+)?\s*\.?\s*$`)

@@ -47,3 +47,32 @@ func TestPairwise(t *testing.T) {
 		t.Errorf("pairwise prompt %q", msgs[1].Content)
 	}
 }
+
+func TestRubricPrompt(t *testing.T) {
+	y := `apiVersion: airlock.dev/v1
+kind: EvalSuite
+name: p
+items:
+  - id: own
+    messages: [{role: user, content: "Say hi"}]
+    assert:
+      - {type: rubric, rubric: friendly, scale: 5, threshold: 4, prompt: "Grade {{answer}} for {{rubric}} (1-{{scale}}); the user said {{question}}."}
+`
+	s, err := ParseSuite([]byte(y), "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := JudgeMessages(&s.Items[0], &s.Items[0].Assert[0], "hello there")
+	if msgs[1].Content != "Grade hello there for friendly (1-5); the user said Say hi." || !strings.Contains(msgs[0].Content, "1 (worst) to 5") {
+		t.Errorf("%q", msgs)
+	}
+	for bad, want := range map[string]string{
+		"Grade {{answer}} by {{mood}}": "template variables with no value: mood",
+		"Grade it":                     "never shows the judge the {{answer}}",
+	} {
+		_, err := ParseSuite([]byte(strings.Replace(y, "Grade {{answer}} for {{rubric}} (1-{{scale}}); the user said {{question}}.", bad, 1)), "p")
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), `item "own": assert[0] (rubric): prompt`) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

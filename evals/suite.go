@@ -64,8 +64,11 @@ type Assertion struct {
 	Weight     *float64 `yaml:"weight" json:"weight,omitempty"`
 	// Rubric and Scale are for a judge model (type rubric); Threshold is
 	// the passing score on the scale, or of a composite.
-	Rubric    string      `yaml:"rubric" json:"rubric,omitempty"`
-	Scale     int         `yaml:"scale" json:"scale,omitempty"`
+	Rubric string `yaml:"rubric" json:"rubric,omitempty"`
+	Scale  int    `yaml:"scale" json:"scale,omitempty"`
+	// Prompt, for a rubric, replaces the judge's question: a template
+	// with {{rubric}}, {{question}}, {{answer}} and {{scale}}.
+	Prompt    string      `yaml:"prompt" json:"prompt,omitempty"`
 	Threshold *float64    `yaml:"threshold" json:"threshold,omitempty"`
 	Assert    []Assertion `yaml:"assert" json:"assert,omitempty"` // all, any, weighted
 
@@ -270,6 +273,14 @@ func (cc compiled) assertion(a *Assertion, path string, bad func(string, ...any)
 		}
 		if a.Threshold == nil || *a.Threshold < 1 || *a.Threshold > float64(a.Scale) {
 			bad("%s (rubric): threshold is required, between 1 and the scale", path)
+		}
+		if a.Prompt != "" {
+			const mark = "\x00answer\x00"
+			if out, err := Render(a.Prompt, judgeVars("", "", mark, 0)); err != nil {
+				bad("%s (rubric): prompt: %v (it may use rubric, question, answer and scale)", path, err)
+			} else if !strings.Contains(out, mark) {
+				bad("%s (rubric): prompt never shows the judge the {{answer}}", path)
+			}
 		}
 	case "all", "any", "weighted":
 		if len(a.Assert) == 0 {
