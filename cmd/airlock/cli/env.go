@@ -28,8 +28,12 @@ const (
 	EnvPassword       = "AIRLOCK_PASSWORD"
 	EnvCosignPassword = "COSIGN_PASSWORD"
 	// EnvOpenAIKey is sent as the bearer token to OpenAI-compatible
-	// endpoints (airlock bench), as OpenAI's own clients send it.
+	// endpoints (airlock bench, eval), as OpenAI's own clients send it.
 	EnvOpenAIKey = "OPENAI_API_KEY"
+	// EnvGitHubStepSummary is the file GitHub Actions shows as a step's
+	// summary; airlock eval --markdown appends to it rather than replace
+	// what earlier steps wrote.
+	EnvGitHubStepSummary = "GITHUB_STEP_SUMMARY"
 )
 
 // passwordFromEnv returns the key password from the environment, and

@@ -173,7 +173,7 @@ evidence; 64 usage.`,
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "where generations are cached (default: the user cache directory's airlock/evals)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "neither read nor write the cache")
 	fl.StringVarP(&f.report, "output", "o", "eval-report.json", "write the JSON report here (- for stdout)")
-	fl.StringVar(&f.markdown, "markdown", "", "also write a Markdown summary here (such as $GITHUB_STEP_SUMMARY)")
+	fl.StringVar(&f.markdown, "markdown", "", "also write a Markdown summary here; $GITHUB_STEP_SUMMARY is appended to")
 	fl.BoolVar(&f.attach, "attach", false, "attach the report to REF as a signed eval attestation (needs --key)")
 	fl.StringVar(&f.keyPath, "key", "", "private key for --attach")
 	return cmd
@@ -465,7 +465,12 @@ func runEval(ctx context.Context, g *globals, f evalFlags, a []string) error {
 	if err := writeReport(g, f.report, rep.WriteJSON); err != nil {
 		return err
 	}
-	if f.markdown != "" {
+	if f.markdown != "" && f.markdown == os.Getenv(EnvGitHubStepSummary) {
+		// GitHub's step summary is appended to, as each step adds its part.
+		if err := appendFile(f.markdown, rep.WriteMarkdown); err != nil {
+			return err
+		}
+	} else if f.markdown != "" {
 		if err := writeReport(g, f.markdown, rep.WriteMarkdown); err != nil {
 			return err
 		}
@@ -727,6 +732,19 @@ func short(d string) string {
 		return d[:i+13]
 	}
 	return d
+}
+
+// appendFile appends what write writes to path.
+func appendFile(path string, write func(io.Writer) error) error {
+	fh, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := write(fh); err != nil {
+		fh.Close()
+		return err
+	}
+	return fh.Close()
 }
 
 // evalRetry is the eval retry policy: up to n more attempts with jittered

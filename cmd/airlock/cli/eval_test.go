@@ -138,6 +138,17 @@ func TestEvalCLI(t *testing.T) {
 		t.Errorf("release:silver: %d %s", code, errs)
 	}
 
+	// GitHub's step summary is appended to, not replaced.
+	summary := filepath.Join(dir, "step-summary.md")
+	os.WriteFile(summary, []byte("## An earlier step\n"), 0o644)
+	t.Setenv(EnvGitHubStepSummary, summary)
+	if code, _, errs := airlock(t, "eval", base, "--suite", demoSuite, "--endpoint", good, "-o", report, "--markdown", summary); code != ExitOK {
+		t.Fatalf("--markdown $GITHUB_STEP_SUMMARY: %d %s", code, errs)
+	}
+	if b, _ := os.ReadFile(summary); !bytes.HasPrefix(b, []byte("## An earlier step\n## Airlock eval: demo")) {
+		t.Errorf("step summary:\n%s", b)
+	}
+
 	// Several samples per item, pass@k.
 	if code, _, errs := airlock(t, "eval", "--suite", demoSuite, "--endpoint", good, "--samples", "3", "--k", "1,3", "-o", report); code != ExitOK {
 		t.Fatalf("--samples 3: %d %s", code, errs)
