@@ -3,7 +3,8 @@
 // telemetry a benchmark records (utilization, memory, power, energy,
 // temperature, SM clock) and the airlock_gpu_* Prometheus metrics
 // (DESIGN.md §4). It is the only package that imports go-nvml (DESIGN.md
-// §2); the runner's queue tests also use go-nvml's mock device through it.
+// §2) outside tests; the runner's queue tests import go-nvml's mock DGX A100
+// to drive it.
 //
 // A machine without a GPU is a normal place to run Airlock: Open then
 // returns an inventory with no devices and a Status whose Reason the caller
