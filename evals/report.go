@@ -48,8 +48,12 @@ type ShippedRef struct {
 
 // Baseline is the release the candidate is compared with.
 type Baseline struct {
-	Release ReleaseRef   `json:"release"`
-	Engine  EngineRef    `json:"engine"`
+	Release ReleaseRef `json:"release"`
+	Engine  EngineRef  `json:"engine"`
+	// Shipped is what of the baseline release was applied, when it was
+	// run: with the candidate's, it shows a prompt-only or safety-only
+	// change.
+	Shipped *ShippedRef  `json:"shipped,omitempty"`
 	Metrics Metrics      `json:"metrics"`
 	Paired  PairedReport `json:"paired"`
 	// Pairwise is the judge's side-by-side verdict, when one was asked.

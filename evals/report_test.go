@@ -75,6 +75,7 @@ func fullReport(t *testing.T) *Report {
 		Seed: 1, Shipped: &ShippedRef{SystemPrompt: Digest([]byte("p")), Safety: Digest([]byte("q")), MaxTokens: 512, Temperature: &temp, Redact: []string{"email"}},
 		Started: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC), Duration: 1.5, Metrics: mc,
 		Baseline: &Baseline{Release: ReleaseRef{Ref: "reg/app:1", Digest: Digest([]byte("b"))}, Engine: EngineRef{Kind: "openai"}, Metrics: mb, Paired: p, Samples: base,
+			Shipped: &ShippedRef{SystemPrompt: Digest([]byte("p0")), MaxTokens: 256},
 			Pairwise: &Pairwise{Rubric: "better", Judge: "j", WinRate: NewWinRate([]Outcome{Win, Loss, Tie}),
 				Items: []PairwiseItem{{ID: "item-00", CandidateFirst: "A", CandidateSecond: "B", Outcome: Win}}, Skipped: []string{"item-07"}}},
 		Notes: []string{"a note"}, Samples: cand}

@@ -430,7 +430,7 @@ func runEval(ctx context.Context, g *globals, f evalFlags, a []string) error {
 				return fmt.Errorf("baseline: %w", err)
 			}
 		}
-		bl := &evals.Baseline{Engine: beng}
+		bl := &evals.Baseline{Engine: beng, Shipped: base.shipRef}
 		if base.ref != nil {
 			bl.Release = evals.ReleaseRef{Ref: base.ref.String(), Digest: base.digest}
 		} else {

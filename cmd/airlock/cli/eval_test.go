@@ -102,6 +102,10 @@ func TestEvalCLI(t *testing.T) {
 	if r.Shipped == nil || r.Shipped.MaxTokens != 512 || r.Shipped.SystemPrompt != evals.Digest([]byte("You help {{customer_name}} with order {{order_id}}. Be brief.\n")) {
 		t.Errorf("shipped %+v: want the candidate's own system prompt", r.Shipped)
 	}
+	// The baseline's own prompt is recorded beside it: a prompt-only change shows.
+	if bs := r.Baseline.Shipped; bs == nil || bs.SystemPrompt == r.Shipped.SystemPrompt || bs.Safety != r.Shipped.Safety {
+		t.Errorf("baseline shipped %+v, candidate %+v", bs, r.Shipped)
+	}
 	if r.Metrics.PassRate.Count != 4 || r.Baseline.Metrics.PassRate.Count != 12 || r.Metrics.SafetyViolations.Count != 2 || r.Metrics.BenignRefusals.Count != 1 {
 		t.Errorf("metrics %+v", r.Metrics)
 	}
