@@ -408,6 +408,13 @@ func runEval(ctx context.Context, g *globals, f evalFlags, a []string) error {
 	}
 	rep.Engine = candEngine
 	rep.Shipped = cand.shipRef
+	if cand.ref != nil && cand.digest == "" { // imported evidence about REF
+		desc, err := c.Resolve(ctx, *cand.ref)
+		if err != nil {
+			return err
+		}
+		cand.digest = desc.Digest.String()
+	}
 	if cand.ref != nil {
 		rep.Release = &evals.ReleaseRef{Ref: cand.ref.String(), Digest: cand.digest}
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/airlock-dev/airlock/registry/regtest"
+	"github.com/airlock-dev/airlock/registry/server"
 )
 
 // promptfoo finds the promptfoo that .ci/install-tools.sh installs into
@@ -109,5 +110,24 @@ func TestPromptfooInterop(t *testing.T) {
 		if s.ID == "capital-fr" && (s.Pass || !strings.Contains(s.Output, "Lyon")) {
 			t.Errorf("capital-fr sample %+v", s)
 		}
+	}
+
+	// Imported evidence about a release can be signed and attached to it.
+	srv := regtest.Airlock(t, server.Config{})
+	ref := srv.Host + "/bot:1.4.0"
+	if code, _, errs := airlock(t, "push", example, srv.Host+"/bot"); code != ExitOK {
+		t.Fatal(errs)
+	}
+	t.Setenv(EnvPassword, "pw")
+	key := filepath.Join(dir, "k")
+	if code, _, errs := airlock(t, "key", "generate", "--output-key-prefix", key); code != ExitOK {
+		t.Fatal(errs)
+	}
+	code, _, errs = airlock(t, "eval", ref, "--import", "promptfoo:"+good, "--attach", "--key", key+".key", "-o", report)
+	if code != ExitOK || !strings.Contains(errs, "attached the eval attestation to sha256:") {
+		t.Fatalf("imported and attached: %d %s", code, errs)
+	}
+	if r := readEvalReport(t, report); r.Release == nil || !strings.HasPrefix(r.Release.Digest, "sha256:") {
+		t.Errorf("release %+v", r.Release)
 	}
 }
