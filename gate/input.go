@@ -240,6 +240,10 @@ type Approval struct {
 	For     []string  `json:"for" yaml:"for"`
 	Reason  string    `json:"reason,omitempty" yaml:"reason,omitempty"`
 	Ticket  string    `json:"ticket,omitempty" yaml:"ticket,omitempty"`
+	// Subject, when set, binds the approval to one release digest or one
+	// part's new digest; an approval without it covers any release gated
+	// while it is unexpired.
+	Subject string `json:"subject,omitempty" yaml:"subject,omitempty"`
 	Expires time.Time `json:"expires" yaml:"expires"`
 }
 

@@ -8,6 +8,19 @@ valid(a, role) if {
 	role in a.for
 	trim_space(a.by) != ""
 	time.parse_rfc3339_ns(a.expires) > now_ns
+	about(a, role)
+}
+
+# An approval bound to a subject covers only that release digest or a
+# part of the role with that new digest.
+about(a, _) if not a.subject
+
+about(a, _) if a.subject == input.release.digest
+
+about(a, role) if {
+	some p in input.changes.parts
+	p.role == role
+	p.to == a.subject
 }
 
 expired(role) := [sprintf("%s's expired %s", [a.by, a.expires]) |

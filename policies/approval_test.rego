@@ -27,3 +27,22 @@ test_unchanged_role_needs_nothing if {
 	inp := object.union(t.input_ok, {"approvals": [], "changes": {"roles": ["prompt"]}})
 	count(approval.deny) == 0 with input as inp with time.now_ns as t.now
 }
+
+test_approval_bound_to_another_release_denies if {
+	inp := object.union(t.input_ok, {"approvals": [{"by": "alice", "for": ["safety"], "expires": "2026-12-08T00:00:00Z", "subject": "sha256:9999"}]})
+	count(approval.deny) == 1 with input as inp with time.now_ns as t.now
+}
+
+test_approval_bound_to_this_release_passes if {
+	inp := object.union(t.input_ok, {"approvals": [{"by": "alice", "for": ["safety"], "expires": "2026-12-08T00:00:00Z", "subject": t.digest}]})
+	count(approval.deny) == 0 with input as inp with time.now_ns as t.now
+}
+
+test_approval_bound_to_the_part_passes if {
+	parts := [{"role": "safety", "path": "safety.yaml", "change": "modified", "to": "sha256:dddd"}]
+	inp := object.union(t.input_ok, {
+		"changes": {"parts": parts},
+		"approvals": [{"by": "alice", "for": ["safety"], "expires": "2026-12-08T00:00:00Z", "subject": "sha256:dddd"}],
+	})
+	count(approval.deny) == 0 with input as inp with time.now_ns as t.now
+}

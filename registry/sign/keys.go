@@ -133,3 +133,17 @@ func KeyID(pub crypto.PublicKey) (string, error) {
 	sum := sha256.Sum256(der)
 	return hex.EncodeToString(sum[:]), nil
 }
+
+// Verifier returns the signer's public half, named name, so that a
+// command holding the private key trusts what it signs itself.
+func (s *Signer) Verifier(name string) (*Verifier, error) {
+	pub, err := s.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("public key: %w", err)
+	}
+	v, err := signature.LoadVerifier(pub, crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("public key: %w", err)
+	}
+	return &Verifier{Verifier: v, KeyID: s.KeyID, Name: name}, nil
+}

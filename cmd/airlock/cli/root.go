@@ -114,6 +114,8 @@ Exit codes: 0 success, 1 policy deny, 2 error or bad input, 64 usage.`,
 		newSBOMCmd(g),
 		newBenchCmd(g),
 		newEvalCmd(g),
+		newGateCmd(g),
+		newPolicyCmd(g),
 		newDemoModelCmd(g),
 		newVersionCmd(g),
 	)
