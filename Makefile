@@ -7,7 +7,7 @@ BIN     := bin/airlock
 TOOLS   := .ci/install-tools.sh
 GOFLAGS_TEST ?= -race
 
-.PHONY: all build tools test interop lint fuzz fuzz-registry bench bench-transfer bench-registry bench-sign bench-runner bench-evals bench-smoke demo clean
+.PHONY: all build tools test interop lint fuzz fuzz-registry bench bench-transfer bench-registry bench-sign bench-runner bench-evals bench-gate bench-smoke demo clean
 
 all: build
 
@@ -63,7 +63,7 @@ fuzz-registry: build
 # (bench/registry), 2 GiB, 3 runs each, signing (bench/sign, a 10 GiB
 # release), the runner (bench/runner) and eval scoring (bench/evals);
 # about twenty-five minutes.
-bench: bench-transfer bench-registry bench-sign bench-runner bench-evals
+bench: bench-transfer bench-registry bench-sign bench-runner bench-evals bench-gate
 
 # Push/pull throughput against regctl and sha256.
 bench-transfer: tools
@@ -87,6 +87,11 @@ bench-runner:
 bench-evals:
 	$(GO) run ./bench/evals -items 100000 -runs 5
 
+# One policy decision on an input with 200 metrics: the prepared engine
+# against rego.New per decision and the opa eval CLI.
+bench-gate:
+	$(GO) run ./bench/gate -decisions 20000 -opa-runs 30
+
 # The benchmark harnesses on small files, to keep them working (CI).
 bench-smoke: tools
 	$(GO) run ./bench/transfer -size 64MiB -runs 1 -out bench/results/transfer-smoke.md
@@ -94,6 +99,7 @@ bench-smoke: tools
 	$(GO) run ./bench/sign -large 64MiB -runs 3 -out bench/results/sign-smoke.md
 	$(GO) run ./bench/runner -requests 2000 -runs 1 -concurrency 1,16 -rate 2000 -out bench/results/runner-smoke.md
 	$(GO) run ./bench/evals -items 10000 -runs 1 -out bench/results/evals-smoke.md
+	$(GO) run ./bench/gate -decisions 2000 -opa-runs 3 -unprepared-runs 20 -out bench/results/gate-smoke.md
 
 demo: build
 	$(GO) run ./examples/demo -airlock $(BIN) -example examples/support-bot

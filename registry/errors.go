@@ -16,6 +16,10 @@ var (
 	// ErrUnauthorized marks a registry that refused the credentials, or
 	// wants some and none were found in the Docker config.
 	ErrUnauthorized = errors.New("unauthorized")
+	// ErrDenied marks a request the registry understood and refused on
+	// purpose (error code DENIED), such as moving a protected tag to a
+	// digest without a pass verdict.
+	ErrDenied = errors.New("denied by the registry")
 	// ErrNotRelease marks an artifact that is not a ModelPack release.
 	ErrNotRelease = errors.New("not an Airlock/ModelPack release")
 )

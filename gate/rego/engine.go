@@ -67,6 +67,7 @@ type Options struct {
 // Decide is safe for concurrent use.
 type Engine struct {
 	pq       rego.PreparedEvalQuery
+	bindings []string // query variables: one per policy's deny or warn
 	revision string
 	policies []string
 	builtin  map[string]bool
@@ -271,8 +272,35 @@ func New(ctx context.Context, ms []Module, opts Options) (*Engine, error) {
 		return nil, errors.New("no policy to evaluate: every built-in policy is disabled and no user policy was given")
 	}
 	e.revision = Revision(use, opts)
+	// The query names each policy's deny and warn rules, so evaluation
+	// computes only those (and what they use), not every rule of the
+	// tree.
+	var exprs []string
+	for _, m := range use {
+		name, _ := PolicyName(parsed[m.Path])
+		if name == "" {
+			continue
+		}
+		for _, r := range parsed[m.Path].Rules {
+			rule := r.Head.Name.String()
+			if len(r.Head.Reference) > 0 {
+				rule = r.Head.Reference[0].String()
+			}
+			if rule != "deny" && rule != "warn" {
+				continue
+			}
+			b := queryVar(name, rule)
+			if !slices.Contains(e.bindings, b) {
+				e.bindings = append(e.bindings, b)
+				exprs = append(exprs, fmt.Sprintf("%s := data.%s.%s.%s", b, Root, name, rule))
+			}
+		}
+	}
+	if len(exprs) == 0 {
+		return nil, errors.New("no policy defines deny or warn rules")
+	}
 	args := append([]func(*rego.Rego){
-		rego.Query("data." + Root),
+		rego.Query(strings.Join(exprs, "; ")),
 		rego.Capabilities(capabilities()),
 		rego.SetRegoVersion(ast.RegoV1),
 		rego.StrictBuiltinErrors(true),
@@ -310,27 +338,31 @@ func (e *Engine) Decide(ctx context.Context, in *gate.Input) *gate.Decision {
 		return e.fail(d, fmt.Errorf("encoding input: %w", err))
 	}
 	d.InputDigest = gate.ContentDigest(b)
-	return e.decide(ctx, d, b)
+	var x any
+	if err := util.UnmarshalJSON(b, &x); err != nil {
+		return e.fail(d, fmt.Errorf("input is not JSON: %w", err))
+	}
+	return e.decideValue(ctx, d, x)
 }
 
 // DecideJSON evaluates the policies on an input document given as JSON
 // (airlock gate --input, and the benchmark).
 func (e *Engine) DecideJSON(ctx context.Context, raw []byte) *gate.Decision {
-	var head struct {
-		Environment struct {
-			Name string `json:"name"`
-		} `json:"environment"`
-		Release struct {
-			Digest string `json:"digest"`
-		} `json:"release"`
-	}
 	d := e.start("", "")
-	if err := json.Unmarshal(raw, &head); err != nil {
-		return e.fail(d, fmt.Errorf("input is not a JSON object: %w", err))
-	}
-	d.Environment, d.Digest = head.Environment.Name, head.Release.Digest
 	d.InputDigest = gate.ContentDigest(raw)
-	return e.decide(ctx, d, raw)
+	var x any
+	if err := util.UnmarshalJSON(raw, &x); err != nil {
+		return e.fail(d, fmt.Errorf("input is not JSON: %w", err))
+	}
+	if m, ok := x.(map[string]any); ok {
+		if env, ok := m["environment"].(map[string]any); ok {
+			d.Environment, _ = env["name"].(string)
+		}
+		if rel, ok := m["release"].(map[string]any); ok {
+			d.Digest, _ = rel["digest"].(string)
+		}
+	}
+	return e.decideValue(ctx, d, x)
 }
 
 func (e *Engine) now() time.Time {
@@ -347,7 +379,7 @@ func (e *Engine) start(env, digest string) *gate.Decision {
 	}
 }
 
-func (e *Engine) decide(ctx context.Context, d *gate.Decision, raw []byte) *gate.Decision {
+func (e *Engine) decideValue(ctx context.Context, d *gate.Decision, x any) *gate.Decision {
 	start := time.Now()
 	defer func() {
 		d.DurationMs = float64(time.Since(start).Microseconds()) / 1000
@@ -355,10 +387,6 @@ func (e *Engine) decide(ctx context.Context, d *gate.Decision, raw []byte) *gate
 			l.Debug("decision", "decision_id", d.ID, "outcome", d.Outcome, "digest", d.Digest, "policy_revision", d.Revision, "ms", d.DurationMs)
 		}
 	}()
-	var x any
-	if err := util.UnmarshalJSON(raw, &x); err != nil {
-		return e.fail(d, fmt.Errorf("input is not JSON: %w", err))
-	}
 	if _, ok := x.(map[string]any); !ok {
 		return e.fail(d, errors.New("input is not a JSON object"))
 	}
@@ -379,36 +407,26 @@ func (e *Engine) decide(ctx context.Context, d *gate.Decision, raw []byte) *gate
 		}
 		return e.fail(d, fmt.Errorf("policy evaluation failed: %w", err))
 	}
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-		return e.fail(d, fmt.Errorf("policy evaluation returned %d results; want data.%s defined once", len(rs), Root))
-	}
-	tree, ok := rs[0].Expressions[0].Value.(map[string]any)
-	if !ok {
-		return e.fail(d, fmt.Errorf("data.%s is %T, want an object of policies", Root, rs[0].Expressions[0].Value))
+	if len(rs) != 1 {
+		return e.fail(d, fmt.Errorf("policy evaluation returned %d results: a complete deny or warn rule (deny := …) is undefined; use deny contains …", len(rs)))
 	}
 	var problems []error
-	for _, name := range sortedAny(tree) {
-		pkg, ok := tree[name].(map[string]any)
-		if !ok {
-			problems = append(problems, fmt.Errorf("policy %s: data.%s.%s is %s, want a package", name, Root, name, kind(tree[name])))
+	for _, b := range e.bindings {
+		name, rule := splitQueryVar(b)
+		rs, err := reasons(name, rule, rs[0].Bindings[b])
+		if err != nil {
+			problems = append(problems, err)
 			continue
 		}
-		for _, rule := range []string{"deny", "warn"} {
-			rs, err := reasons(name, rule, pkg[rule])
-			if err != nil {
-				problems = append(problems, err)
-				continue
-			}
-			for _, r := range rs {
-				switch {
-				case rule == "warn":
-					d.Warn = append(d.Warn, r)
-				case e.warn[name]:
-					r.Demoted = true
-					d.Warn = append(d.Warn, r)
-				default:
-					d.Deny = append(d.Deny, r)
-				}
+		for _, r := range rs {
+			switch {
+			case rule == "warn":
+				d.Warn = append(d.Warn, r)
+			case e.warn[name]:
+				r.Demoted = true
+				d.Warn = append(d.Warn, r)
+			default:
+				d.Deny = append(d.Deny, r)
 			}
 		}
 	}
@@ -475,13 +493,14 @@ func kind(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
-func sortedAny(m map[string]any) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
+// queryVar names the query variable of a policy's rule: policy names
+// are Rego identifiers, so "__" cannot occur at their end.
+func queryVar(policy, rule string) string { return "x_" + policy + "__" + rule }
+
+func splitQueryVar(v string) (policy, rule string) {
+	s := strings.TrimPrefix(v, "x_")
+	i := strings.LastIndex(s, "__")
+	return s[:i], s[i+2:]
 }
 
 // fail turns an evaluation problem into a denying decision.

@@ -137,6 +137,11 @@ func mapErr(err error) error {
 	}
 	var ec *errcode.ErrorResponse
 	if errors.As(err, &ec) {
+		for _, e := range ec.Errors {
+			if e.Code == "DENIED" {
+				return fmt.Errorf("%w: %s", registry.ErrDenied, e.Message)
+			}
+		}
 		return statusError(ec.StatusCode, err)
 	}
 	return err

@@ -196,6 +196,34 @@ func TestProtectedTags(t *testing.T) {
 			t.Fatalf("new release tag: %d", res.status)
 		}
 	})
+	t.Run("a guarded environment tag moves between releases", func(t *testing.T) {
+		g := guard{allow: map[digest.Digest]bool{}}
+		f := start(t, Config{ImmutableReleaseTags: true, ProtectedTags: []TagRule{{Repo: "*", Tag: "prod"}}, Guard: g})
+		rel := func(n string) []byte {
+			return f.imageManifest(t, "m", func(m *ocispec.Manifest) {
+				m.ArtifactType = registry.ArtifactTypeModel
+				m.Annotations = map[string]string{"n": n}
+			})
+		}
+		a, b := rel("a"), rel("b")
+		g.allow[digest.FromBytes(a)] = true
+		if res := f.putManifest(t, "m", "prod", a); res.status != 201 {
+			t.Fatalf("create: %d %s", res.status, res.body)
+		}
+		if res := f.putManifest(t, "m", "prod", b); res.status != 403 || !strings.Contains(string(res.body), "no passing verdict") {
+			t.Fatalf("the guard must refuse b: %d %s", res.status, res.body)
+		}
+		g.allow[digest.FromBytes(b)] = true
+		if res := f.putManifest(t, "m", "prod", b); res.status != 201 {
+			t.Fatalf("the guard allows b: %d %s", res.status, res.body)
+		}
+		if res := f.putManifest(t, "m", "1.0", a); res.status != 201 {
+			t.Fatalf("version tag: %d", res.status)
+		}
+		if res := f.putManifest(t, "m", "1.0", b); res.status != 403 {
+			t.Fatalf("an unguarded release tag stays immutable: %d %s", res.status, res.body)
+		}
+	})
 }
 
 func TestMetricsAndLog(t *testing.T) {

@@ -67,7 +67,10 @@ func (s *Server) checkTagMove(r *http.Request, repo, tag string, target ocispec.
 	if previous == target.Digest {
 		return previous, nil
 	}
-	if previous != "" && s.cfg.ImmutableReleaseTags {
+	// A guarded tag (an environment tag such as prod) moves by verdict
+	// only: the guard decides, release immutability does not apply.
+	guarded := s.protected(repo, tag) && s.cfg.Guard != nil
+	if previous != "" && s.cfg.ImmutableReleaseTags && !guarded {
 		release, err := s.isRelease(r, repo, previous)
 		if err != nil {
 			return "", err

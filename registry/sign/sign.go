@@ -80,6 +80,10 @@ type Remote struct {
 	Keychain authn.Keychain
 	// UserAgent is sent with every request.
 	UserAgent string
+	// Transport carries the requests; nil means go-containerregistry's
+	// default. The registry's own tag guard reads verdicts through an
+	// in-process transport.
+	Transport http.RoundTripper
 }
 
 // target is the release as go-containerregistry names it.
@@ -124,7 +128,9 @@ func (r Remote) remoteOptions(ctx context.Context) []remote.Option {
 	if r.UserAgent != "" {
 		ro = append(ro, remote.WithUserAgent(r.UserAgent))
 	}
-	if r.Insecure {
+	if r.Transport != nil {
+		ro = append(ro, remote.WithTransport(r.Transport))
+	} else if r.Insecure {
 		t := remote.DefaultTransport.(*http.Transport).Clone()
 		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for --insecure
 		ro = append(ro, remote.WithTransport(t))

@@ -294,6 +294,15 @@ func TestTampering(t *testing.T) {
 				if len(rep.Matches) != 1 || json.Unmarshal(rep.Matches[0].Predicate, &p) != nil || p.Decision != "pass" {
 					t.Errorf("predicate of the match: %s", rep.Matches[0].Predicate)
 				}
+				// An expired verdict beside one in force does not spoil it:
+				// it is reported, not a problem.
+				if err := sign.Attest(ctx, refA, g.Digest, s, verdict, []byte(`{"decision":"pass","expires":"2999-01-01T00:00:00Z"}`), plain); err != nil {
+					t.Fatal(err)
+				}
+				rep, err = sign.Verify(ctx, refA, g.Digest, keys, sign.VerifyOptions{PredicateType: verdict}, plain)
+				if err != nil || len(rep.Matches) != 1 || len(rep.Expired) != 1 || len(rep.Problems) != 0 {
+					t.Fatalf("one expired and one valid verdict: err %v, report %+v", err, rep)
+				}
 			})
 			t.Run("wrong predicate type", func(t *testing.T) {
 				f := pushRelease(t, r, "", "weights F")

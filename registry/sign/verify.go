@@ -69,6 +69,10 @@ type Report struct {
 	// Problems are broken signatures or bundles; any problem fails the
 	// verification.
 	Problems []Finding `json:"problems,omitempty"`
+	// Expired are attestations by trusted keys whose predicate's expires
+	// has passed: genuine, no longer in force, and no reason to distrust
+	// a newer one beside them.
+	Expired []Finding `json:"expired,omitempty"`
 }
 
 // VerifyOptions select what Verify checks.
@@ -138,6 +142,9 @@ func (rep *Report) reason(opts VerifyOptions) string {
 	if opts.PredicateType != "" {
 		what = "attestation of type " + opts.PredicateType
 	}
+	if len(rep.Expired) > 0 {
+		return fmt.Sprintf("no %s in force: %s", what, rep.Expired[len(rep.Expired)-1].Reason)
+	}
 	if len(rep.Ignored) > 0 {
 		return fmt.Sprintf("no %s by a trusted key (%d by other keys: %s)", what, len(rep.Ignored), rep.Ignored[0].Reason)
 	}
@@ -203,7 +210,7 @@ func verifyAttTag(ctx context.Context, t name.Digest, keys []*Verifier, predicat
 				continue
 			}
 			if err := checkExpiry(expires, now); err != nil {
-				rep.Problems = append(rep.Problems, Finding{Layout: "tag", Reason: "cosign attestation: " + err.Error()})
+				rep.Expired = append(rep.Expired, Finding{Layout: "tag", Reason: "cosign attestation: " + err.Error()})
 				continue
 			}
 			rep.Matches = append(rep.Matches, Match{Layout: "tag", Key: k.Name, KeyID: k.KeyID, PredicateType: pt})
@@ -443,7 +450,7 @@ func checkBundle(b *sgbundle.Bundle, m v1.Descriptor, alg string, want []byte, k
 			return
 		}
 		if err := checkExpiry(res.Statement.GetPredicate().GetFields()["expires"], now); err != nil {
-			rep.Problems = append(rep.Problems, Finding{Layout: "bundle", Referrer: m.Digest.String(),
+			rep.Expired = append(rep.Expired, Finding{Layout: "bundle", Referrer: m.Digest.String(),
 				Reason: fmt.Sprintf("referrer %s: %v", short(m.Digest), err)})
 			return
 		}

@@ -28,7 +28,7 @@ import (
 type gateFlags struct {
 	config, env, keyPath, format, output, markdown string
 	trust, policyDirs                              []string
-	dryRun, noRun                                  bool
+	dryRun, noRun, promote                         bool
 	endpoint, cmdTemplate, baseline                string
 	approvals, inputFile, showInput                string
 }
@@ -61,7 +61,9 @@ exact digest may go to the environment gate.yaml names:
   6. print the decision: text (default), json, markdown, junit, sarif or
      github (workflow annotations) with --format; -o writes it to a file;
      --markdown FILE also writes the Markdown summary ($GITHUB_STEP_SUMMARY
-     is appended to).
+     is appended to);
+  7. with --promote, on a pass, point the environment's tag at the digest
+     (a registry with protected tags checks the verdict just attached).
 
 --input FILE decides on a policy input document as it is (no registry, no
 jobs, nothing signed): for replaying a decision or writing policies.
@@ -71,6 +73,7 @@ Exit codes: 0 pass (and any dry run), 1 denied by policy, 2 error or the
 policies could not decide, 64 usage.`,
 		Example: `  airlock gate localhost:5000/support-bot:1.5.0 --config gate.yaml --key release.key
   airlock gate localhost:5000/support-bot:1.5.0 --config gate.yaml --trust release.pub --no-run --format junit -o gate.xml
+  airlock gate localhost:5000/support-bot:1.5.0 --config gate.yaml --key release.key --promote
   airlock gate --input input.json --config gate.yaml --format json`,
 		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -87,6 +90,7 @@ policies could not decide, 64 usage.`,
 	fl.StringVarP(&f.output, "output", "o", "", "write the output to this file instead of stdout")
 	fl.StringVar(&f.markdown, "markdown", "", "also write the Markdown summary here; $GITHUB_STEP_SUMMARY is appended to")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "decide and report, but exit 0 and sign nothing")
+	fl.BoolVar(&f.promote, "promote", false, "on a pass, point the environment's tag (REPO:ENVIRONMENT) at the digest")
 	fl.BoolVar(&f.noRun, "no-run", false, "run no eval or bench job: decide on the evidence found")
 	fl.StringVar(&f.endpoint, "endpoint", "", "the candidate's OpenAI-compatible server for the jobs (replaces the config's engine)")
 	fl.StringVar(&f.cmdTemplate, "cmd", "", "the serving command the jobs start on the release (replaces the config's engine)")
@@ -168,6 +172,22 @@ func runGate(ctx context.Context, g *globals, f gateFlags, a []string) error {
 		}
 		rep.VerdictRef = verdictReferrer(ctx, g, ref, digest.Digest(in.Release.Digest), signer, d.ID)
 		fmt.Fprintf(g.stderr, "attached the signed %s verdict for %s (expires %s)\n", d.Outcome, d.Environment, v.Expires.Format(time.RFC3339))
+	}
+	if f.promote && d.Outcome == gate.Pass && !d.DryRun {
+		ref, err := parsePinnedRef(in.Release.Ref)
+		if err != nil {
+			return err
+		}
+		c, err := g.client()
+		if err != nil {
+			return err
+		}
+		tagged, err := c.Tag(ctx, ref, d.Environment)
+		if err != nil {
+			return tagRefused(fmt.Errorf("promoting to %s: %w", d.Environment, err))
+		}
+		rep.Notes = append(rep.Notes, "Promoted: "+tagged.String())
+		fmt.Fprintf(g.stderr, "promoted: %s\n", tagged)
 	}
 	return finishGate(g, f, rep)
 }

@@ -159,6 +159,21 @@ func serveRegistry(ctx context.Context, g *globals, cfg *registryConfig) error {
 	opts := []server.Option{server.WithLogger(log), server.WithRegisterer(reg)}
 	var handler http.Handler
 	var regSrv *server.Server
+	var guard *verdictGuard
+	if vc := cfg.Verdicts; vc != nil {
+		if len(vc.Trust) == 0 {
+			return errors.New("registry config: verdicts: trust: list the public keys whose verdicts count")
+		}
+		if len(cfg.ProtectedTags) == 0 {
+			return errors.New("registry config: verdicts: no protectedTags to guard")
+		}
+		keys, err := loadVerifiers(vc.Trust)
+		if err != nil {
+			return fmt.Errorf("registry config: verdicts: %w", err)
+		}
+		guard = newVerdictGuard(nil, keys, vc.Environments, log)
+		scfg.Guard = guard
+	}
 	if cfg.Auth != nil {
 		acfg := auth.Config{AnonymousPull: cfg.Auth.AnonymousPull, Rules: cfg.Auth.Rules}
 		if cfg.Auth.Htpasswd != "" {
@@ -189,6 +204,11 @@ func serveRegistry(ctx context.Context, g *globals, cfg *registryConfig) error {
 		handler = regSrv
 	}
 
+	if guard != nil {
+		// The guard reads verdicts from this registry in process, past
+		// authentication: it is the registry reading its own store.
+		guard.remote.Transport = handlerTransport{regSrv}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })

@@ -33,6 +33,14 @@ type registryConfig struct {
 		Repos string `yaml:"repos"`
 		Tags  string `yaml:"tags"`
 	} `yaml:"protectedTags"`
+	// Verdicts wires protected tags to the gate: a protected tag may
+	// point only at a digest with a valid signed pass verdict for its
+	// environment (the tag's name, or as Environments maps it), by one of
+	// the Trust keys.
+	Verdicts *struct {
+		Trust        []string          `yaml:"trust"`
+		Environments map[string]string `yaml:"environments"`
+	} `yaml:"verdicts"`
 	// MutableReleaseTags lets a tag of a ModelPack release move to another
 	// digest; by default such tags are immutable.
 	MutableReleaseTags bool `yaml:"mutableReleaseTags"`

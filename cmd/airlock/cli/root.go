@@ -116,6 +116,7 @@ Exit codes: 0 success, 1 policy deny, 2 error or bad input, 64 usage.`,
 		newEvalCmd(g),
 		newGateCmd(g),
 		newPolicyCmd(g),
+		newTagCmd(g),
 		newDemoModelCmd(g),
 		newVersionCmd(g),
 	)
