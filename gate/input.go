@@ -236,14 +236,14 @@ type PartChange struct {
 // Approval is a person's attributed, expiring approval of changes to
 // some parts (roles), such as a safety settings change.
 type Approval struct {
-	By      string    `json:"by" yaml:"by"`
-	For     []string  `json:"for" yaml:"for"`
-	Reason  string    `json:"reason,omitempty" yaml:"reason,omitempty"`
-	Ticket  string    `json:"ticket,omitempty" yaml:"ticket,omitempty"`
+	By     string   `json:"by" yaml:"by"`
+	For    []string `json:"for" yaml:"for"`
+	Reason string   `json:"reason,omitempty" yaml:"reason,omitempty"`
+	Ticket string   `json:"ticket,omitempty" yaml:"ticket,omitempty"`
 	// Subject, when set, binds the approval to one release digest or one
 	// part's new digest; an approval without it covers any release gated
 	// while it is unexpired.
-	Subject string `json:"subject,omitempty" yaml:"subject,omitempty"`
+	Subject string    `json:"subject,omitempty" yaml:"subject,omitempty"`
 	Expires time.Time `json:"expires" yaml:"expires"`
 }
 
