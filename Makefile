@@ -1,5 +1,5 @@
 # Airlock's make targets. The two a newcomer needs:
-#   make demo   packs the example release, pushes it to the embedded registry it starts, signs it, benchmarks it, pulls a part back
+#   make demo   the whole story on the embedded registry: pack, push, sign, SBOM, bench, eval, gate (the good release gets prod, the regressed one is denied and refused prod)
 #   make test   runs every test (installing the registry and client tools they use)
 
 GO      ?= go

@@ -39,15 +39,28 @@ func run(ctx context.Context, bin, example string) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	host, stopRegistry, err := startRegistry(ctx, bin, filepath.Join(work, "registry"))
+	// A demo key password, so the key commands need no terminal.
+	env := append(os.Environ(), "AIRLOCK_CACHE_DIR="+filepath.Join(work, "cache"), "AIRLOCK_PASSWORD=demo")
+	key := filepath.Join(work, "release")
+	fmt.Printf("# Make a cosign-compatible key pair (the password comes from AIRLOCK_PASSWORD).\n$ airlock key generate --output-key-prefix %s\n", key)
+	keygen := exec.CommandContext(ctx, bin, "key", "generate", "--output-key-prefix", key)
+	keygen.Env, keygen.Stdout, keygen.Stderr = env, os.Stdout, os.Stdout
+	if err := keygen.Run(); err != nil {
+		return fmt.Errorf("airlock key generate: %w", err)
+	}
+	// The registry protects prod: it may point only at a digest with a
+	// signed pass verdict for prod, by this key.
+	regConfig := filepath.Join(work, "registry.yaml")
+	if err := os.WriteFile(regConfig, []byte("protectedTags: [{repos: \"*/*\", tags: prod}]\nverdicts: {trust: ["+key+".pub]}\n"), 0o644); err != nil {
+		return err
+	}
+	host, stopRegistry, err := startRegistry(ctx, bin, filepath.Join(work, "registry"), regConfig)
 	if err != nil {
 		return err
 	}
 	defer stopRegistry()
-	fmt.Printf("# airlock registry serve is listening on %s (storage in a temp dir).\n\n", host)
+	fmt.Printf("\n# airlock registry serve is listening on %s (storage in a temp dir); prod is protected by verdicts.\n\n", host)
 
-	// A demo key password, so the key commands need no terminal.
-	env := append(os.Environ(), "AIRLOCK_CACHE_DIR="+filepath.Join(work, "cache"), "AIRLOCK_PASSWORD=demo")
 	// stepExit runs a step that must exit with want (a denial is the point
 	// of some steps).
 	stepExit := func(want int, comment string, args ...string) (string, error) {
@@ -98,10 +111,6 @@ func run(ctx context.Context, bin, example string) error {
 	if _, err := step("Pushing again sends nothing: the registry has every blob.", "push", example, repo); err != nil {
 		return err
 	}
-	key := filepath.Join(work, "release")
-	if _, err := step("Make a cosign-compatible key pair (the password comes from AIRLOCK_PASSWORD).", "key", "generate", "--output-key-prefix", key); err != nil {
-		return err
-	}
 	if _, err := step("Sign the release: the tag is resolved and its digest signed, in cosign v2's and v3's layouts.", "sign", repo+":1.4.0", "--key", key+".key"); err != nil {
 		return err
 	}
@@ -145,9 +154,14 @@ func run(ctx context.Context, bin, example string) error {
 	if err != nil {
 		return err
 	}
+	gateDir, err := filepath.Abs(filepath.Join(example, "..", "gate"))
+	if err != nil {
+		return err
+	}
+	prices := filepath.Join(gateDir, "prices.yaml")
 	if _, err := step("Eval the release as shipped on the demo suite (the SIMULATED good version), require a pass rate of 70% "+
-		"shown by the interval, and attach the report as a signed eval attestation.",
-		"eval", repo+":1.4.0", "--suite", suite, "--cmd", serve("good"), "--min-pass-rate", "0.7",
+		"shown by the interval, price its tokens, and attach the report as a signed eval attestation.",
+		"eval", repo+":1.4.0", "--suite", suite, "--cmd", serve("good"), "--min-pass-rate", "0.7", "--prices", prices,
 		"-o", filepath.Join(work, "eval-good.json"), "--attach", "--key", key+".key"); err != nil {
 		return err
 	}
@@ -169,10 +183,41 @@ func run(ctx context.Context, bin, example string) error {
 	if _, err := step("A candidate, 1.5.0, to replace 1.4.0.", "push", candidate, repo); err != nil {
 		return err
 	}
+	if _, err := step("Sign the candidate.", "sign", repo+":1.5.0", "--key", key+".key"); err != nil {
+		return err
+	}
 	if _, err := stepExit(1, "Eval the candidate (served by the SIMULATED regressed version) against 1.4.0 (the good version) on the same items: "+
 		"a paired loss well beyond the 5-point margin, the exact McNemar test, and the items that flipped. Exit 1.",
 		"eval", repo+":1.5.0", "--suite", suite, "--cmd", serve("regressed"), "--baseline", repo+":1.4.0", "--baseline-cmd", serve("good"),
 		"--margin", "0.05", "-o", filepath.Join(work, "eval-candidate.json"), "--markdown", filepath.Join(work, "eval-candidate.md")); err != nil {
+		return err
+	}
+	// The gate: policy on signed evidence, a signed verdict, the prod tag.
+	gateConfig := filepath.Join(gateDir, "gate.yaml")
+	_, d14, _ := strings.Cut(pushed, "@")
+	approvals := filepath.Join(work, "approvals.yaml")
+	if err := os.WriteFile(approvals, []byte(fmt.Sprintf("# A first release brings its safety settings and tokenizer: an owner approves them, for this digest only.\n"+
+		"- {by: alice@example.com, for: [safety, tokenizer], reason: first release, expires: %q, subject: %q}\n",
+		time.Now().Add(72*time.Hour).UTC().Format(time.RFC3339), d14)), 0o644); err != nil {
+		return err
+	}
+	if _, err := step("Gate 1.4.0 for prod (examples/gate/gate.yaml): verify its signature, reuse its signed eval and bench attestations, "+
+		"decide with the built-in policies, attach the signed verdict, and move prod to it (the registry checks the verdict).",
+		"gate", repo+":1.4.0", "--config", gateConfig, "--key", key+".key", "--cmd", serve("good"), "--approvals", approvals,
+		"--promote", "--markdown", filepath.Join(work, "gate-1.4.0.md")); err != nil {
+		return err
+	}
+	if _, err := stepExit(1, "Gate the 1.5.0 candidate (served by the SIMULATED regressed version) for prod against the release prod points at: "+
+		"the gate runs the missing eval (paired with 1.4.0's signed results) and benchmark, and the policies deny it with reasons. Exit 1.",
+		"gate", repo+":1.5.0", "--config", gateConfig, "--key", key+".key", "--cmd", serve("regressed"), "--promote",
+		"--markdown", filepath.Join(work, "gate-1.5.0.md")); err != nil {
+		return err
+	}
+	if _, err := stepExit(1, "Try to move prod to 1.5.0 by hand: the registry refuses, since its signed verdict for prod is a fail. Exit 1.",
+		"tag", repo+":1.5.0", "prod"); err != nil {
+		return err
+	}
+	if _, err := step("Check the verdict attestation of 1.4.0.", "verify", repo+":prod", "--key", key+".pub", "--attestations", "verdict"); err != nil {
 		return err
 	}
 	if _, err := step("Inspect the release: parts, roles, sizes, annotations, and signatures and attestations as referrers.", "inspect", repo+":1.4.0"); err != nil {
@@ -188,13 +233,13 @@ func run(ctx context.Context, bin, example string) error {
 	}
 	fmt.Printf("# The pulled system prompt starts with: %q\n\n", strings.SplitN(string(data), "\n", 2)[0])
 	fmt.Printf("Done: packed %s, pushed it to %s, signed it, attached its ML-BOM, a benchmark and an eval, verified them, "+
-		"showed a regressed candidate losing to it on the same items, pulled one part back.\n", digest, pushed)
+		"showed a regressed candidate losing to it on the same items, gated both: 1.4.0 passed and holds prod, 1.5.0 was denied and the registry refused to tag it prod; pulled one part back.\n", digest, pushed)
 	return nil
 }
 
 // startRegistry runs `airlock registry serve` on a free loopback port and
 // waits until it answers.
-func startRegistry(ctx context.Context, bin, root string) (string, func(), error) {
+func startRegistry(ctx context.Context, bin, root, config string) (string, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
@@ -203,7 +248,7 @@ func startRegistry(ctx context.Context, bin, root string) (string, func(), error
 	if err := ln.Close(); err != nil {
 		return "", nil, err
 	}
-	cmd := exec.CommandContext(ctx, bin, "registry", "serve", "--addr", host, "--root", root)
+	cmd := exec.CommandContext(ctx, bin, "registry", "serve", "--addr", host, "--root", root, "--config", config)
 	var logs strings.Builder
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
