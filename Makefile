@@ -33,13 +33,15 @@ test: tools
 interop: tools
 	AIRLOCK_REQUIRE_INTEROP=1 $(GO) test -count=1 -run 'Interop' -v ./registry/client/
 
-# gofmt, go vet, and golangci-lint (.golangci.yml: errorlint, depguard, …),
-# pinned and installed into .tools/bin on first use.
+# gofmt, go vet, golangci-lint (.golangci.yml: errorlint, depguard, …) and
+# actionlint on the GitHub Action and the example workflow, pinned and
+# installed into .tools/bin on first use.
 lint:
 	@bash $(TOOLS) lint
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	.tools/bin/golangci-lint run ./...
+	bash .ci/actionlint.sh
 
 FUZZTIME ?= 60s
 

@@ -29,6 +29,8 @@ COSIGN3_MODULE=github.com/sigstore/cosign/v3/cmd/cosign
 COSIGN3_VERSION=v3.1.3
 GOLANGCI_MODULE=github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 GOLANGCI_VERSION=v2.5.0
+ACTIONLINT_MODULE=github.com/rhysd/actionlint/cmd/actionlint
+ACTIONLINT_VERSION=v1.7.12
 DISTRIBUTION_MODULE=github.com/distribution/distribution/v3/cmd/registry
 DISTRIBUTION_VERSION=v3.1.2
 
@@ -178,6 +180,7 @@ promptfoo_tool() {
 case $what in
 lint)
 	go_tool golangci-lint "$GOLANGCI_MODULE" "$GOLANGCI_VERSION"
+	go_tool actionlint "$ACTIONLINT_MODULE" "$ACTIONLINT_VERSION"
 	;;
 all | bench)
 	go_tool crane "$CRANE_MODULE" "$CRANE_VERSION"

@@ -31,6 +31,7 @@ type gateFlags struct {
 	dryRun, noRun, promote                         bool
 	endpoint, cmdTemplate, baseline                string
 	approvals, inputFile, showInput                string
+	githubOutput, at                               string
 }
 
 func newGateCmd(g *globals) *cobra.Command {
@@ -97,6 +98,8 @@ policies could not decide, 64 usage.`,
 	fl.StringVar(&f.baseline, "baseline", "", "the baseline: REF, or none (default: the config's, else REPO:ENVIRONMENT if that tag exists)")
 	fl.StringVar(&f.approvals, "approvals", "", "a YAML list of approvals ({by, for, expires, reason}), beside the config's")
 	fl.StringVar(&f.inputFile, "input", "", "decide on this policy input document (JSON) as it is")
+	fl.StringVar(&f.githubOutput, "github-output", "", "append decision=, digest= and verdict-ref= lines to this file ($GITHUB_OUTPUT in a workflow)")
+	fl.StringVar(&f.at, "at", "", "with --input: decide as of this RFC 3339 time (replay a decision), not now")
 	fl.StringVar(&f.showInput, "show-input", "", "write the policy input document built to this file")
 	return cmd
 }
@@ -128,7 +131,18 @@ func runGate(ctx context.Context, g *globals, f gateFlags, a []string) error {
 	if f.dryRun {
 		cfg.Policies.DryRun = true
 	}
-	engine, err := loadPolicies(ctx, g, cfg, f.policyDirs)
+	var now func() time.Time
+	if f.at != "" {
+		if f.inputFile == "" {
+			return usagef("--at replays a decision on --input; a gate run decides now")
+		}
+		t, err := time.Parse(time.RFC3339, f.at)
+		if err != nil {
+			return usagef("--at %q: want an RFC 3339 time such as 2026-12-01T12:00:00Z", f.at)
+		}
+		now = func() time.Time { return t }
+	}
+	engine, err := loadPolicies(ctx, g, cfg, f.policyDirs, now)
 	if err != nil {
 		return err
 	}
@@ -232,6 +246,12 @@ func finishGate(g *globals, f gateFlags, rep *gate.Report) error {
 	if err != nil {
 		return err
 	}
+	if f.githubOutput != "" {
+		lines := fmt.Sprintf("decision=%s\ndigest=%s\nverdict-ref=%s\n", d.Outcome, rep.Release.Digest, rep.VerdictRef)
+		if err := appendFile(f.githubOutput, func(w io.Writer) error { _, err := io.WriteString(w, lines); return err }); err != nil {
+			return err
+		}
+	}
 	if f.markdown != "" {
 		if err := writeSummary(f.markdown, func(w io.Writer) error { return rep.Write(w, "markdown") }); err != nil {
 			return err
@@ -306,7 +326,7 @@ func writeGateText(w io.Writer, rep *gate.Report) error {
 
 // loadPolicies prepares the built-in policies (less the disabled ones)
 // and the user policies of the config and the command line.
-func loadPolicies(ctx context.Context, g *globals, cfg *gate.Config, extra []string) (*gaterego.Engine, error) {
+func loadPolicies(ctx context.Context, g *globals, cfg *gate.Config, extra []string, now func() time.Time) (*gaterego.Engine, error) {
 	ms, err := gaterego.LoadFS(policies.FS, true)
 	if err != nil {
 		return nil, err
@@ -331,7 +351,7 @@ func loadPolicies(ctx context.Context, g *globals, cfg *gate.Config, extra []str
 		ms = append(ms, um...)
 	}
 	return gaterego.New(ctx, ms, gaterego.Options{
-		Disable: cfg.Policies.Disable, Warn: cfg.Policies.Warn, DryRun: cfg.Policies.DryRun, Timeout: cfg.Timeout(),
+		Disable: cfg.Policies.Disable, Warn: cfg.Policies.Warn, DryRun: cfg.Policies.DryRun, Timeout: cfg.Timeout(), Now: now,
 	})
 }
 
