@@ -111,7 +111,9 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
-	if len(r.Changes.Parts) > 0 {
+	if r.Changes.FirstRelease {
+		fmt.Fprintf(&b, "No baseline: a first release, its %d parts all new.\n\n", len(r.Changes.Parts))
+	} else if len(r.Changes.Parts) > 0 {
 		b.WriteString("Changed against the baseline: ")
 		var cs []string
 		for _, p := range r.Changes.Parts {
