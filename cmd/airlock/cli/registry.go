@@ -110,7 +110,8 @@ func newRegistryServeCmd(g *globals) *cobra.Command {
 		Long: `Serve runs Airlock's OCI registry: the distribution-spec v1.1 API with the
 referrers API, filesystem blob storage and an embedded bbolt metadata store
 under --root, optional authentication (htpasswd users, bearer tokens, rules
-per repository and action), protected tags, Prometheus metrics on /metrics
+per repository and action), protected tags (guarded by signed gate
+verdicts with verdicts: in the config), Prometheus metrics on /metrics
 and an audit log of pushes, deletes and tag moves.
 
 Without a config file it serves 127.0.0.1:5000 from ./airlock-registry with
