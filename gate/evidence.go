@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"path"
 	"slices"
 	"strings"
 	"time"
@@ -258,11 +257,4 @@ func Flatten(es []EvalEvidence, bs []BenchEvidence) map[string]float64 {
 		m["bench.gpu_peak_memory_bytes"] = float64(b.GPU.PeakMemoryBytes)
 	}
 	return m
-}
-
-// MatchGlob reports whether name matches a path.Match glob; a bad
-// pattern matches nothing.
-func MatchGlob(pattern, name string) bool {
-	ok, err := path.Match(pattern, name)
-	return ok && err == nil
 }

@@ -155,7 +155,7 @@ func runGate(ctx context.Context, g *globals, f gateFlags, a []string) error {
 		rep := &gate.Report{Decision: d, Release: gate.Subject{Digest: d.Digest}, Evidence: []gate.EvidenceRef{}}
 		return finishGate(g, f, rep)
 	}
-	in, rep, keys, signer, err := buildGateInput(ctx, g, f, cfg, a[0])
+	in, rep, signer, err := buildGateInput(ctx, g, f, cfg, a[0])
 	if err != nil {
 		return err
 	}
@@ -170,7 +170,6 @@ func runGate(ctx context.Context, g *globals, f gateFlags, a []string) error {
 	}
 	d := engine.Decide(ctx, in)
 	rep.Decision = d
-	_ = keys
 	if signer != nil && !d.DryRun && d.Outcome != gate.Error {
 		ref, err := parsePinnedRef(in.Release.Ref)
 		if err != nil {
@@ -228,7 +227,7 @@ func verdictReferrer(ctx context.Context, g *globals, ref registry.Ref, d digest
 // finishGate writes the report and maps the outcome to the exit code.
 func finishGate(g *globals, f gateFlags, rep *gate.Report) error {
 	d := rep.Decision
-	var w io.Writer = g.stdout
+	w := g.stdout
 	if f.output != "" {
 		file, err := os.Create(f.output)
 		if err != nil {
@@ -357,18 +356,18 @@ func loadPolicies(ctx context.Context, g *globals, cfg *gate.Config, extra []str
 
 // buildGateInput does steps 1 to 3 of the gate: verify, collect evidence,
 // run what is missing; and builds the policy input.
-func buildGateInput(ctx context.Context, g *globals, f gateFlags, cfg *gate.Config, refArg string) (*gate.Input, *gate.Report, []*sign.Verifier, *sign.Signer, error) {
+func buildGateInput(ctx context.Context, g *globals, f gateFlags, cfg *gate.Config, refArg string) (*gate.Input, *gate.Report, *sign.Signer, error) {
 	var signer *sign.Signer
 	var keys []*sign.Verifier
 	if f.keyPath != "" {
 		s, err := loadSigner(g, f.keyPath)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, err
 		}
 		signer = s
 		pub, err := s.Verifier(filepath.Base(f.keyPath))
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, err
 		}
 		keys = append(keys, pub)
 	}
@@ -378,11 +377,11 @@ func buildGateInput(ctx context.Context, g *globals, f gateFlags, cfg *gate.Conf
 	}
 	more, err := loadVerifiers(append(trust, f.trust...))
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	keys = append(keys, more...)
 	if len(keys) == 0 {
-		return nil, nil, nil, nil, usagef("no trusted key: list public keys under trust: in the config, or give --trust K.pub or --key K.key")
+		return nil, nil, nil, usagef("no trusted key: list public keys under trust: in the config, or give --trust K.pub or --key K.key")
 	}
 	approvals := slices.Clone(cfg.Approvals)
 	for _, p := range []string{cfg.Path(cfg.ApprovalsFile), f.approvals} {
@@ -391,11 +390,11 @@ func buildGateInput(ctx context.Context, g *globals, f gateFlags, cfg *gate.Conf
 		}
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, err
 		}
 		as, err := gate.ParseApprovals(b)
 		if err != nil {
-			return nil, nil, nil, nil, fmt.Errorf("%s: %w", p, err)
+			return nil, nil, nil, fmt.Errorf("%s: %w", p, err)
 		}
 		approvals = append(approvals, as...)
 	}
@@ -403,26 +402,26 @@ func buildGateInput(ctx context.Context, g *globals, f gateFlags, cfg *gate.Conf
 	if cfg.SLOFile != "" {
 		b, err := os.ReadFile(cfg.Path(cfg.SLOFile))
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, err
 		}
 		base, err := gate.ParseSLO(b)
 		if err != nil {
-			return nil, nil, nil, nil, fmt.Errorf("%s: %w", cfg.SLOFile, err)
+			return nil, nil, nil, fmt.Errorf("%s: %w", cfg.SLOFile, err)
 		}
 		slo = gate.MergeSLO(base, slo)
 	}
 
 	ref, err := parseRef(refArg)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	c, err := g.client()
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	insp, err := c.Inspect(ctx, ref)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	dg := insp.Descriptor.Digest
 	pinned := ref.WithDigest(dg)
@@ -456,25 +455,25 @@ func buildGateInput(ctx context.Context, g *globals, f gateFlags, cfg *gate.Conf
 			}
 		}
 	default:
-		return nil, nil, nil, nil, fmt.Errorf("verifying signatures: %w", err)
+		return nil, nil, nil, fmt.Errorf("verifying signatures: %w", err)
 	}
 
 	// 2. Evidence on the release, and the baseline.
 	if cfg.ReuseEvidence() {
 		in.Evals, in.Bench, err = signedEvidence(ctx, g, pinned, dg, keys, now)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	base, err := resolveBaseline(ctx, g, c, cfg, f.baseline, ref, dg)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	if base != nil {
 		in.Baseline = &gate.Baseline{Ref: base.Ref.String(), Digest: base.Descriptor.Digest.String(), Parts: gate.Parts(base.Manifest)}
 		in.Baseline.Evals, in.Baseline.Bench, err = signedEvidence(ctx, g, base.Ref, base.Descriptor.Digest, keys, now)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, err
 		}
 		in.Changes = gate.Diff(in.Release.Parts, in.Baseline.Parts)
 		rep.Baseline = &gate.Subject{Ref: in.Baseline.Ref, Digest: in.Baseline.Digest}
@@ -487,7 +486,7 @@ func buildGateInput(ctx context.Context, g *globals, f gateFlags, cfg *gate.Conf
 	// 3. Run what is missing.
 	if !f.noRun {
 		if err := runMissing(ctx, g, f, cfg, in, pinned, signer, rep); err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	in.Metrics = gate.Flatten(in.Evals, in.Bench)
@@ -499,7 +498,7 @@ func buildGateInput(ctx context.Context, g *globals, f gateFlags, cfg *gate.Conf
 	for _, b := range in.Bench {
 		rep.Evidence = append(rep.Evidence, gate.EvidenceRef{Kind: "bench", Digest: b.Digest, Source: b.Source})
 	}
-	return in, rep, keys, signer, nil
+	return in, rep, signer, nil
 }
 
 func describeChanges(c gate.Changes) string {
@@ -576,7 +575,6 @@ func resolveBaseline(ctx context.Context, g *globals, c *client.Client, cfg *gat
 		fmt.Fprintf(g.stderr, "gate: %s is the candidate itself; no baseline\n", bref)
 		return nil, nil
 	}
-	insp.Release.Ref = insp.Ref
 	return insp, nil
 }
 
