@@ -21,7 +21,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/airlock-dev/airlock/gate"
 )
@@ -338,11 +337,11 @@ func (e *Engine) Decide(ctx context.Context, in *gate.Input) *gate.Decision {
 		return e.fail(d, fmt.Errorf("encoding input: %w", err))
 	}
 	d.InputDigest = gate.ContentDigest(b)
-	var x any
-	if err := util.UnmarshalJSON(b, &x); err != nil {
+	v, err := parseValue(b)
+	if err != nil {
 		return e.fail(d, fmt.Errorf("input is not JSON: %w", err))
 	}
-	return e.decideValue(ctx, d, x)
+	return e.decideValue(ctx, d, v)
 }
 
 // DecideJSON evaluates the policies on an input document given as JSON
@@ -350,19 +349,33 @@ func (e *Engine) Decide(ctx context.Context, in *gate.Input) *gate.Decision {
 func (e *Engine) DecideJSON(ctx context.Context, raw []byte) *gate.Decision {
 	d := e.start("", "")
 	d.InputDigest = gate.ContentDigest(raw)
-	var x any
-	if err := util.UnmarshalJSON(raw, &x); err != nil {
+	v, err := parseValue(raw)
+	if err != nil {
 		return e.fail(d, fmt.Errorf("input is not JSON: %w", err))
 	}
-	if m, ok := x.(map[string]any); ok {
-		if env, ok := m["environment"].(map[string]any); ok {
-			d.Environment, _ = env["name"].(string)
-		}
-		if rel, ok := m["release"].(map[string]any); ok {
-			d.Digest, _ = rel["digest"].(string)
+	if obj, ok := v.(ast.Object); ok {
+		d.Environment = stringAt(obj, "environment", "name")
+		d.Digest = stringAt(obj, "release", "digest")
+	}
+	return e.decideValue(ctx, d, v)
+}
+
+// stringAt reads a string two keys down, "" when it is not one.
+func stringAt(obj ast.Object, k1, k2 string) string {
+	t := obj.Get(ast.StringTerm(k1))
+	if t == nil {
+		return ""
+	}
+	inner, ok := t.Value.(ast.Object)
+	if !ok {
+		return ""
+	}
+	if t := inner.Get(ast.StringTerm(k2)); t != nil {
+		if s, ok := t.Value.(ast.String); ok {
+			return string(s)
 		}
 	}
-	return e.decideValue(ctx, d, x)
+	return ""
 }
 
 func (e *Engine) now() time.Time {
@@ -379,7 +392,7 @@ func (e *Engine) start(env, digest string) *gate.Decision {
 	}
 }
 
-func (e *Engine) decideValue(ctx context.Context, d *gate.Decision, x any) *gate.Decision {
+func (e *Engine) decideValue(ctx context.Context, d *gate.Decision, v ast.Value) *gate.Decision {
 	start := time.Now()
 	defer func() {
 		d.DurationMs = float64(time.Since(start).Microseconds()) / 1000
@@ -387,12 +400,8 @@ func (e *Engine) decideValue(ctx context.Context, d *gate.Decision, x any) *gate
 			l.Debug("decision", "decision_id", d.ID, "outcome", d.Outcome, "digest", d.Digest, "policy_revision", d.Revision, "ms", d.DurationMs)
 		}
 	}()
-	if _, ok := x.(map[string]any); !ok {
+	if _, ok := v.(ast.Object); !ok {
 		return e.fail(d, errors.New("input is not a JSON object"))
-	}
-	v, err := ast.InterfaceToValue(x)
-	if err != nil {
-		return e.fail(d, fmt.Errorf("converting input: %w", err))
 	}
 	timeout := e.opts.Timeout
 	if timeout <= 0 {
