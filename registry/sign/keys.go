@@ -147,3 +147,13 @@ func (s *Signer) Verifier(name string) (*Verifier, error) {
 	}
 	return &Verifier{Verifier: v, KeyID: s.KeyID, Name: name}, nil
 }
+
+// PublicPEM is the signer's public key as PEM (PKIX), as key generate
+// writes NAME.pub.
+func (s *Signer) PublicPEM() ([]byte, error) {
+	pub, err := s.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("public key: %w", err)
+	}
+	return cryptoutils.MarshalPublicKeyToPEM(pub)
+}

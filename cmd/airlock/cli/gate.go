@@ -643,8 +643,16 @@ func runMissing(ctx context.Context, g *globals, f gateFlags, cfg *gate.Config, 
 				for _, k := range append(slices.Clone(cfg.Trust), f.trust...) {
 					args = append(args, "--baseline-key", cfg.Path(k))
 				}
-				if f.keyPath != "" {
-					args = append(args, "--baseline-key", strings.TrimSuffix(f.keyPath, ".key")+".pub")
+				if signer != nil {
+					pem, err := signer.PublicPEM()
+					if err != nil {
+						return err
+					}
+					pub := filepath.Join(work, "signer.pub")
+					if err := os.WriteFile(pub, pem, 0o644); err != nil {
+						return err
+					}
+					args = append(args, "--baseline-key", pub)
 				}
 			}
 		}
