@@ -83,8 +83,8 @@ func (p *jsonParser) value(depth int) (ast.Value, error) {
 		return nil, fmt.Errorf("input nests deeper than %d levels", maxDepth)
 	}
 	p.ws()
-	switch c := p.b[p.i]; {
-	case c == '{':
+	switch p.b[p.i] {
+	case '{':
 		p.i++
 		var pairs [][2]*ast.Term
 		p.ws()
@@ -113,7 +113,7 @@ func (p *jsonParser) value(depth int) (ast.Value, error) {
 			p.i++ // '}'
 			return p.object(pairs), nil
 		}
-	case c == '[':
+	case '[':
 		p.i++
 		var elems []*ast.Term
 		p.ws()
@@ -135,15 +135,15 @@ func (p *jsonParser) value(depth int) (ast.Value, error) {
 			p.i++ // ']'
 			return ast.NewArray(elems...), nil
 		}
-	case c == '"':
+	case '"':
 		return p.str()
-	case c == 't':
+	case 't':
 		p.i += 4
 		return ast.Boolean(true), nil
-	case c == 'f':
+	case 'f':
 		p.i += 5
 		return ast.Boolean(false), nil
-	case c == 'n':
+	case 'n':
 		p.i += 4
 		return ast.Null{}, nil
 	default:
