@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"time"
@@ -131,7 +132,9 @@ func ParseConfig(b []byte, dir string) (*Config, error) {
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
+	if err := dec.Decode(&c); errors.Is(err, io.EOF) {
+		return nil, errors.New("gate config: the file is empty; it needs at least environment: (see docs/gate.md)")
+	} else if err != nil {
 		return nil, fmt.Errorf("gate config: %w", err)
 	}
 	c.dir = dir
