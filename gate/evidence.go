@@ -112,19 +112,14 @@ func EvalFrom(raw []byte, meta EvidenceMeta, now time.Time) EvalEvidence {
 	meta.Digest = ContentDigest(raw)
 	e := EvalEvidence{EvidenceMeta: meta, Slices: map[string]Rate{}}
 	var r evals.Report
-	if err := json.Unmarshal(raw, &r); err != nil {
-		e.Problem = fmt.Sprintf("not an eval report: %v", err)
+	release := ""
+	err := json.Unmarshal(raw, &r)
+	if err == nil && r.Release != nil {
+		release = r.Release.Digest
+	}
+	if !e.read("an eval", evals.ReportSchema, err, r.Schema, release, r.Started, now) {
 		return e
 	}
-	if r.Schema != evals.ReportSchema {
-		e.Problem = fmt.Sprintf("not an eval report: schema %q, want %s", r.Schema, evals.ReportSchema)
-		return e
-	}
-	if r.Release != nil {
-		e.ReleaseDigest = r.Release.Digest
-	}
-	e.Time = r.Started.UTC()
-	e.AgeHours = now.Sub(r.Started).Hours()
 	e.Suite, e.SuiteDigest, e.Items = r.Suite.Name, r.Suite.Digest, r.Suite.Items
 	e.Engine = r.Engine.Kind
 	m := r.Metrics
@@ -162,6 +157,24 @@ func EvalFrom(raw []byte, meta EvidenceMeta, now time.Time) EvalEvidence {
 	return e
 }
 
+// read records what every report says about itself (the release it is
+// about, when it started), or the problem when it is not a report of
+// its kind: the decode error, or another schema.
+func (m *EvidenceMeta) read(kind, want string, decodeErr error, schema, release string, started, now time.Time) bool {
+	switch {
+	case decodeErr != nil:
+		m.Problem = fmt.Sprintf("not %s report: %v", kind, decodeErr)
+	case schema != want:
+		m.Problem = fmt.Sprintf("not %s report: schema %q, want %s", kind, schema, want)
+	default:
+		m.ReleaseDigest = release
+		m.Time = started.UTC()
+		m.AgeHours = now.Sub(started).Hours()
+		return true
+	}
+	return false
+}
+
 func rate(r evals.Rate) Rate {
 	return Rate{Value: r.Value, Lower: r.Interval.Lo, Upper: r.Interval.Hi, Items: r.Items, Samples: r.Samples}
 }
@@ -171,19 +184,14 @@ func BenchFrom(raw []byte, meta EvidenceMeta, now time.Time) BenchEvidence {
 	meta.Digest = ContentDigest(raw)
 	e := BenchEvidence{EvidenceMeta: meta}
 	var r runner.Report
-	if err := json.Unmarshal(raw, &r); err != nil {
-		e.Problem = fmt.Sprintf("not a bench report: %v", err)
+	release := ""
+	err := json.Unmarshal(raw, &r)
+	if err == nil && r.Release != nil {
+		release = r.Release.Digest
+	}
+	if !e.read("a bench", runner.ReportSchema, err, r.Schema, release, r.Started, now) {
 		return e
 	}
-	if r.Schema != runner.ReportSchema {
-		e.Problem = fmt.Sprintf("not a bench report: schema %q, want %s", r.Schema, runner.ReportSchema)
-		return e
-	}
-	if r.Release != nil {
-		e.ReleaseDigest = r.Release.Digest
-	}
-	e.Time = r.Started.UTC()
-	e.AgeHours = now.Sub(r.Started).Hours()
 	s := r.Summary
 	e.Requests, e.Failed, e.ErrorRate = s.Requests, s.Failed, s.ErrorRate
 	e.TTFTP95Ms = s.TTFT.P95 * 1000

@@ -472,13 +472,8 @@ func runEval(ctx context.Context, g *globals, f evalFlags, a []string) error {
 	if err := writeReport(g, f.report, rep.WriteJSON); err != nil {
 		return err
 	}
-	if f.markdown != "" && f.markdown == os.Getenv(EnvGitHubStepSummary) {
-		// GitHub's step summary is appended to, as each step adds its part.
-		if err := appendFile(f.markdown, rep.WriteMarkdown); err != nil {
-			return err
-		}
-	} else if f.markdown != "" {
-		if err := writeReport(g, f.markdown, rep.WriteMarkdown); err != nil {
+	if f.markdown != "" {
+		if err := writeSummary(g, f.markdown, rep.WriteMarkdown); err != nil {
 			return err
 		}
 	}

@@ -252,7 +252,7 @@ func finishGate(g *globals, f gateFlags, rep *gate.Report) error {
 		}
 	}
 	if f.markdown != "" {
-		if err := writeSummary(f.markdown, func(w io.Writer) error { return rep.Write(w, "markdown") }); err != nil {
+		if err := writeSummary(g, f.markdown, func(w io.Writer) error { return rep.Write(w, "markdown") }); err != nil {
 			return err
 		}
 	}
@@ -269,20 +269,13 @@ func finishGate(g *globals, f gateFlags, rep *gate.Report) error {
 	return exitErr{ExitError, d.Err()}
 }
 
-// writeSummary writes or, for $GITHUB_STEP_SUMMARY, appends.
-func writeSummary(path string, write func(io.Writer) error) error {
+// writeSummary writes a Markdown summary to path, or appends when path
+// is $GITHUB_STEP_SUMMARY, where each step adds its part (eval and gate).
+func writeSummary(g *globals, path string, write func(io.Writer) error) error {
 	if path == os.Getenv(EnvGitHubStepSummary) {
 		return appendFile(path, write)
 	}
-	file, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := write(file); err != nil {
-		file.Close()
-		return err
-	}
-	return file.Close()
+	return writeReport(g, path, write)
 }
 
 func writeGateText(w io.Writer, rep *gate.Report) error {
