@@ -16,11 +16,13 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/airlock-dev/airlock/gate"
 )
@@ -407,12 +409,24 @@ func (e *Engine) decideValue(ctx context.Context, d *gate.Decision, v ast.Value)
 	if timeout <= 0 {
 		timeout = gate.DefaultTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	rs, err := e.pq.Eval(ctx, rego.EvalParsedInput(v), rego.EvalTime(d.Time))
+	// OPA starts a goroutine per evaluation to watch a cancellable
+	// context; an external cancel with a timer and context.AfterFunc does
+	// the same without one, which keeps the tail of a decision short.
+	cancel := topdown.NewCancel()
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(timeout, func() {
+		timedOut.Store(true)
+		cancel.Cancel()
+	})
+	defer timer.Stop()
+	defer context.AfterFunc(ctx, cancel.Cancel)()
+	rs, err := e.pq.Eval(context.WithoutCancel(ctx), rego.EvalParsedInput(v), rego.EvalTime(d.Time), rego.EvalExternalCancel(cancel))
 	if err != nil {
-		if ctx.Err() != nil {
+		switch {
+		case timedOut.Load():
 			return e.fail(d, fmt.Errorf("policy evaluation did not finish within %s: %w", timeout, err))
+		case ctx.Err() != nil:
+			return e.fail(d, fmt.Errorf("policy evaluation was stopped: %w: %w", context.Cause(ctx), err))
 		}
 		return e.fail(d, fmt.Errorf("policy evaluation failed: %w", err))
 	}

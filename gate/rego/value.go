@@ -4,20 +4,40 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/airlock-dev/airlock/gate"
 )
 
 // maxDepth bounds nesting in an input document.
 const maxDepth = 256
 
+// lazyMembers is the size from which a flat object (every member a
+// string, number, boolean or null) is handed to OPA as an
+// ast.LazyObject: its members become terms only when a policy reads
+// them. The metrics map is the case in point: hundreds of names, read one
+// by one, when at all.
+const lazyMembers = 32
+
+// slabSize is how many terms the parser allocates at a time.
+const slabSize = 256
+
 // parseValue reads a JSON document straight into OPA's ast.Value, without
-// the interface{} tree that decoding and then converting would build (the
-// larger part of a decision's cost). It accepts exactly what
-// encoding/json accepts (checked by json.Valid first) and gives the value
-// util.UnmarshalJSON followed by ast.InterfaceToValue gives; the test and
-// the fuzz target compare the two.
+// the interface{} tree that decoding and then converting would build. It
+// accepts exactly what encoding/json accepts (checked by json.Valid
+// first) and gives a value equal to what util.UnmarshalJSON followed by
+// ast.InterfaceToValue gives; the test and the fuzz target compare the
+// two.
+//
+// Allocation is what a decision's latency tail is made of, so: strings
+// and numbers are slices of one copy of the document, terms come from
+// slabs, each object and array is built once at its final size, and
+// large flat objects are lazy (lazyMembers).
 func parseValue(b []byte) (ast.Value, error) {
 	if !json.Valid(b) {
 		var x any
@@ -27,49 +47,71 @@ func parseValue(b []byte) (ast.Value, error) {
 		}
 		return nil, err
 	}
-	p := &jsonParser{b: b}
-	v, err := p.value(0)
-	if err != nil {
-		return nil, err
-	}
-	return v, nil
+	p := &jsonParser{s: string(b)}
+	v, _, err := p.value(0)
+	return v, err
 }
 
-type jsonParser struct {
-	b    []byte
-	i    int
-	seen map[ast.String]struct{}
+type member struct {
+	k    string
+	v    ast.Value
+	lazy bool
 }
 
-// object builds an object in one allocation (ast.NewObject) unless a key
-// repeats: encoding/json keeps the last value, and so does Insert.
-func (p *jsonParser) object(pairs [][2]*ast.Term) ast.Value {
-	if p.seen == nil {
-		p.seen = map[ast.String]struct{}{}
-	}
-	clear(p.seen)
-	dup := false
-	for _, kv := range pairs {
-		k := kv[0].Value.(ast.String)
-		if _, ok := p.seen[k]; ok {
-			dup = true
-			break
+// schemaKeys are terms for the member names of the input schema
+// (gate.Input's JSON names), shared by every document parsed.
+var schemaKeys = func() map[string]*ast.Term {
+	keys := map[string]*ast.Term{}
+	seen := map[reflect.Type]bool{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+			t = t.Elem()
 		}
-		p.seen[k] = struct{}{}
+		if t.Kind() != reflect.Struct || seen[t] {
+			return
+		}
+		seen[t] = true
+		for f := range t.Fields() {
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name != "" && name != "-" {
+				keys[name] = ast.StringTerm(name)
+			}
+			walk(f.Type)
+		}
 	}
-	if !dup {
-		return ast.NewObject(pairs...)
+	walk(reflect.TypeFor[gate.Input]())
+	return keys
+}()
+
+// jsonParser reads a valid document. The members and elements of the
+// objects and arrays being read are kept on two stacks.
+type jsonParser struct {
+	s     string
+	i     int
+	pairs []member
+	elems []*ast.Term
+	kvs   [][2]*ast.Term
+	slab  []ast.Term
+	seen  map[string]struct{}
+}
+
+func (p *jsonParser) term(v ast.Value) *ast.Term {
+	if len(p.slab) == 0 {
+		p.slab = make([]ast.Term, slabSize)
 	}
-	obj := ast.NewObject()
-	for _, kv := range pairs {
-		obj.Insert(kv[0], kv[1])
-	}
-	return obj
+	t := &p.slab[0]
+	p.slab = p.slab[1:]
+	t.Value = v
+	return t
 }
 
 func (p *jsonParser) ws() {
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
+	for p.i < len(p.s) {
+		switch p.s[p.i] {
 		case ' ', '\t', '\n', '\r':
 			p.i++
 		default:
@@ -78,96 +120,179 @@ func (p *jsonParser) ws() {
 	}
 }
 
-func (p *jsonParser) value(depth int) (ast.Value, error) {
+// value reads one value; lazy reports an ast.LazyObject.
+func (p *jsonParser) value(depth int) (v ast.Value, lazy bool, err error) {
 	if depth > maxDepth {
-		return nil, fmt.Errorf("input nests deeper than %d levels", maxDepth)
+		return nil, false, fmt.Errorf("input nests deeper than %d levels", maxDepth)
 	}
 	p.ws()
-	switch p.b[p.i] {
+	switch p.s[p.i] {
 	case '{':
 		p.i++
-		var pairs [][2]*ast.Term
+		base := len(p.pairs)
 		p.ws()
-		if p.b[p.i] == '}' {
+		if p.s[p.i] == '}' {
 			p.i++
-			return ast.NewObject(), nil
+			return ast.NewObject(), false, nil
 		}
 		for {
 			p.ws()
 			k, err := p.str()
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			p.ws()
 			p.i++ // ':'
-			v, err := p.value(depth + 1)
+			v, lazy, err := p.value(depth + 1)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
-			pairs = append(pairs, [2]*ast.Term{ast.NewTerm(k), ast.NewTerm(v)})
+			p.pairs = append(p.pairs, member{string(k), v, lazy})
 			p.ws()
-			if p.b[p.i] == ',' {
+			if p.s[p.i] == ',' {
 				p.i++
 				continue
 			}
 			p.i++ // '}'
-			return p.object(pairs), nil
+			obj, lazy := p.object(p.pairs[base:])
+			clear(p.pairs[base:])
+			p.pairs = p.pairs[:base]
+			return obj, lazy, nil
 		}
 	case '[':
 		p.i++
-		var elems []*ast.Term
+		base := len(p.elems)
 		p.ws()
-		if p.b[p.i] == ']' {
+		if p.s[p.i] == ']' {
 			p.i++
-			return ast.NewArray(), nil
+			return ast.NewArray(), false, nil
 		}
 		for {
-			v, err := p.value(depth + 1)
+			v, _, err := p.value(depth + 1) // an array hashes its elements: a lazy one becomes whole here
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
-			elems = append(elems, ast.NewTerm(v))
+			p.elems = append(p.elems, p.term(v))
 			p.ws()
-			if p.b[p.i] == ',' {
+			if p.s[p.i] == ',' {
 				p.i++
 				continue
 			}
 			p.i++ // ']'
-			return ast.NewArray(elems...), nil
+			es := p.elems[base:]
+			arr := ast.NewArray(append([]*ast.Term(nil), es...)...) // NewArray keeps its slice
+			clear(es)
+			p.elems = p.elems[:base]
+			return arr, false, nil
 		}
 	case '"':
-		return p.str()
+		s, err := p.str()
+		return s, false, err
 	case 't':
 		p.i += 4
-		return ast.Boolean(true), nil
+		return ast.Boolean(true), false, nil
 	case 'f':
 		p.i += 5
-		return ast.Boolean(false), nil
+		return ast.Boolean(false), false, nil
 	case 'n':
 		p.i += 4
-		return ast.Null{}, nil
+		return ast.NullValue, false, nil
 	default:
 		start := p.i
-		for p.i < len(p.b) {
-			switch p.b[p.i] {
+		for p.i < len(p.s) {
+			switch p.s[p.i] {
 			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return ast.Number(p.b[start:p.i]), nil
+				return ast.Number(p.s[start:p.i]), false, nil
 			}
 			p.i++
 		}
-		return ast.Number(p.b[start:p.i]), nil
+		return ast.Number(p.s[start:p.i]), false, nil
 	}
 }
 
-// str reads a string at p.i (the document is valid JSON). Strings
-// without escapes or non-ASCII are copied; the rest go through
-// encoding/json, which replaces invalid UTF-8 as the decoder does.
+// object builds an object from its members in document order. A repeated
+// key keeps its last value, as encoding/json does. An object holding a
+// lazy one is lazy too: building an eager object hashes its members, and
+// hashing a lazy object converts all of it.
+func (p *jsonParser) object(ms []member) (ast.Value, bool) {
+	if slices.ContainsFunc(ms, func(m member) bool { return m.lazy }) || len(ms) >= lazyMembers && flat(ms) {
+		m := make(map[string]any, len(ms))
+		for _, kv := range ms {
+			m[kv.k] = kv.v
+		}
+		return ast.LazyObject(m), true
+	}
+	if !p.unique(ms) {
+		obj := ast.NewObjectWithCapacity(len(ms))
+		for _, kv := range ms {
+			obj.Insert(p.key(kv.k), p.term(kv.v))
+		}
+		return obj, false
+	}
+	kvs := p.kvs[:0]
+	for _, kv := range ms {
+		kvs = append(kvs, [2]*ast.Term{p.key(kv.k), p.term(kv.v)})
+	}
+	obj := ast.NewObject(kvs...) // copies the pairs
+	clear(kvs)
+	p.kvs = kvs
+	return obj, false
+}
+
+// key is a member name's term: a shared one for the names of the input
+// schema (read-only, like OPA's own interned terms), else a new one.
+func (p *jsonParser) key(k string) *ast.Term {
+	if t, ok := schemaKeys[k]; ok {
+		return t
+	}
+	return p.term(ast.String(k))
+}
+
+// unique reports whether no key repeats.
+func (p *jsonParser) unique(ms []member) bool {
+	if len(ms) <= 8 {
+		for i := range ms {
+			for j := range i {
+				if ms[i].k == ms[j].k {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if p.seen == nil {
+		p.seen = map[string]struct{}{}
+	}
+	clear(p.seen)
+	for _, kv := range ms {
+		if _, ok := p.seen[kv.k]; ok {
+			return false
+		}
+		p.seen[kv.k] = struct{}{}
+	}
+	return true
+}
+
+func flat(ms []member) bool {
+	for _, kv := range ms {
+		switch kv.v.(type) {
+		case ast.String, ast.Number, ast.Boolean, ast.Null:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// str reads a string at p.i (the document is valid JSON). A string
+// without escapes or non-ASCII is a slice of the document; the rest go
+// through encoding/json, which replaces invalid UTF-8 as the decoder does.
 func (p *jsonParser) str() (ast.String, error) {
 	start := p.i
 	p.i++
 	simple := true
 	for {
-		c := p.b[p.i]
+		c := p.s[p.i]
 		if c == '"' {
 			break
 		}
@@ -183,10 +308,10 @@ func (p *jsonParser) str() (ast.String, error) {
 	}
 	p.i++
 	if simple {
-		return ast.String(p.b[start+1 : p.i-1]), nil
+		return ast.String(p.s[start+1 : p.i-1]), nil
 	}
 	var s string
-	if err := json.Unmarshal(p.b[start:p.i], &s); err != nil {
+	if err := json.Unmarshal([]byte(p.s[start:p.i]), &s); err != nil {
 		return "", err
 	}
 	return ast.String(s), nil
