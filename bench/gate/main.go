@@ -26,6 +26,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"strings"
 	"time"
@@ -59,6 +62,7 @@ type config struct {
 	target                                          time.Duration
 	opaBin, out                                     string
 	limits                                          int
+	gcLimit                                         int64
 }
 
 func main() {
@@ -72,6 +76,7 @@ func main() {
 	flag.DurationVar(&c.target, "target", time.Millisecond, "the p99 target the report checks the prepared engine against")
 	flag.StringVar(&c.opaBin, "opa", "", "an opa binary to use instead of building "+opaModule+" from go.mod")
 	flag.StringVar(&c.out, "out", "bench/results/gate.md", "write the markdown report here (relative to the repository root)")
+	flag.Int64Var(&c.gcLimit, "gc-limit", 256<<20, "memory limit in bytes of the server GC configuration (GOGC=off, GOMEMLIMIT=this); 0 skips that run")
 	flag.Parse()
 	if c.decisions < 1 || c.unprepared < 1 || c.warmup < 0 || c.opaRuns < 0 || c.metrics < 0 {
 		fmt.Fprintln(os.Stderr, "bench/gate: -decisions and -unprepared-runs must be positive, -warmup, -opa-runs and -metrics not negative")
@@ -88,6 +93,17 @@ type stats struct {
 	n                        int
 	p50, p90, p99, max, mean time.Duration
 	total                    time.Duration
+	// Over the timed decisions, for the prepared runs: bytes allocated
+	// per decision, and GC cycles that completed per 1000 decisions.
+	bytesPer, gcPer1000 float64
+}
+
+// gcCounters reads the runtime's cumulative allocation and GC cycle
+// counts.
+func gcCounters() (bytes, cycles uint64) {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64(), s[1].Value.Uint64()
 }
 
 func summarize(ds []time.Duration) stats {
@@ -358,26 +374,43 @@ func run(c config) error {
 	benchkit.Logf("input: %d bytes, %d metrics with limits; %d policies prepared in %s",
 		len(raw), c.metrics, len(eng.Policies()), prepare.Round(time.Microsecond))
 
-	// Prepared: the target.
-	for range c.warmup {
-		eng.DecideJSON(ctx, raw)
+	// Prepared: the target, with the runtime's GC settings as given
+	// (Go's defaults unless GOGC or GOMEMLIMIT are set)...
+	prepared, err := decideMany(ctx, eng, raw, c.warmup, c.decisions)
+	if err != nil {
+		return err
 	}
-	runtime.GC()
-	ds := make([]time.Duration, c.decisions)
-	for i := range ds {
-		t := time.Now()
-		d := eng.DecideJSON(ctx, raw)
-		ds[i] = time.Since(t)
-		if d.Outcome != gate.Pass {
-			return checkPass(d, fmt.Sprintf("prepared engine, decision %d", i))
+	benchkit.Logf("prepared: %d decisions, p50 %s, p99 %s, %.0f GC cycles per 1000", prepared.n, prepared.p50, prepared.p99, prepared.gcPer1000)
+
+	// ...and as a server that hosts the engine runs: the collector held
+	// off until the heap reaches a memory limit (GOGC=off,
+	// GOMEMLIMIT=-gc-limit). The warm-up runs until a cycle has completed
+	// at that limit, so that the heap has been touched once.
+	var server stats
+	if c.gcLimit > 0 {
+		oldPercent := debug.SetGCPercent(-1)
+		oldLimit := debug.SetMemoryLimit(c.gcLimit)
+		_, cycles := gcCounters()
+		warm := 0
+		for ; warm < 1_000_000; warm++ {
+			if _, now := gcCounters(); now > cycles+1 {
+				break
+			}
+			eng.DecideJSON(ctx, raw)
 		}
+		server, err = decideMany(ctx, eng, raw, 0, c.decisions)
+		debug.SetGCPercent(oldPercent)
+		debug.SetMemoryLimit(oldLimit)
+		if err != nil {
+			return err
+		}
+		benchkit.Logf("prepared, server GC: %d warm-up decisions; %d decisions, p50 %s, p99 %s, %.1f GC cycles per 1000",
+			warm, server.n, server.p50, server.p99, server.gcPer1000)
 	}
-	prepared := summarize(ds)
-	benchkit.Logf("prepared: %d decisions, p50 %s, p99 %s", prepared.n, prepared.p50, prepared.p99)
 
 	// In process, unprepared: parse, compile and decide each time.
 	runtime.GC()
-	ds = make([]time.Duration, c.unprepared)
+	ds := make([]time.Duration, c.unprepared)
 	for i := range ds {
 		t := time.Now()
 		e, err := rego.New(ctx, modules, opts)
@@ -401,12 +434,35 @@ func run(c config) error {
 		}
 		benchkit.Logf("opa eval: %d runs, p50 %s, p99 %s", cli.n, cli.p50, cli.p99)
 	}
-	return report(c, root, len(raw), prepare, len(eng.Policies()), prepared, unprepared, cli, opaVer)
+	return report(c, root, len(raw), prepare, len(eng.Policies()), prepared, server, unprepared, cli, opaVer)
+}
+
+// decideMany times n prepared decisions after warmup untimed ones.
+func decideMany(ctx context.Context, eng *rego.Engine, raw []byte, warmup, n int) (stats, error) {
+	for range warmup {
+		eng.DecideJSON(ctx, raw)
+	}
+	runtime.GC()
+	ds := make([]time.Duration, n)
+	b0, c0 := gcCounters()
+	for i := range ds {
+		t := time.Now()
+		d := eng.DecideJSON(ctx, raw)
+		ds[i] = time.Since(t)
+		if d.Outcome != gate.Pass {
+			return stats{}, checkPass(d, fmt.Sprintf("prepared engine, decision %d", i))
+		}
+	}
+	b1, c1 := gcCounters()
+	s := summarize(ds)
+	s.bytesPer = float64(b1-b0) / float64(n)
+	s.gcPer1000 = float64(c1-c0) * 1000 / float64(n)
+	return s, nil
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond)) }
 
-func report(c config, root string, size int, prepare time.Duration, npol int, prepared, unprepared, cli stats, opaVer string) error {
+func report(c config, root string, size int, prepare time.Duration, npol int, prepared, server, unprepared, cli stats, opaVer string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# gate: one decision on an input with %d metrics\n\n", c.metrics)
 	fmt.Fprintf(&b, "Command: `go run ./bench/gate %s`; %s/%s, %d CPUs, %s.\n\n",
@@ -419,17 +475,27 @@ func report(c config, root string, size int, prepare time.Duration, npol int, pr
 		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %.0f | %.1f× |\n", name, s.n, ms(s.p50), ms(s.p90), ms(s.p99),
 			ms(s.max), ms(s.mean), s.perSecond(), float64(s.p50)/float64(prepared.p50))
 	}
-	row(fmt.Sprintf("airlock, prepared (DecideJSON; %d warm-up)", c.warmup), prepared)
+	row(fmt.Sprintf("airlock, prepared (DecideJSON; %d warm-up), %s", c.warmup, gcSetting()), prepared)
+	if server.n > 0 {
+		row(fmt.Sprintf("airlock, prepared, server GC (GOGC=off, GOMEMLIMIT=%d MiB)", c.gcLimit>>20), server)
+	}
 	row("airlock in process, unprepared (rego.New + DecideJSON)", unprepared)
 	if cli.n > 0 {
 		row(fmt.Sprintf("opa eval CLI %s (process per decision)", opaVer), cli)
 	}
 	fmt.Fprintln(&b)
-	verdict := "meets"
-	if prepared.p99 >= c.target {
-		verdict = "MISSES"
+	verdict := func(s stats) string {
+		if s.p99 < c.target {
+			return "meets"
+		}
+		return "MISSES"
 	}
-	fmt.Fprintf(&b, "Prepared p99 %s %s the target of p99 < %s (%.2f of it).\n", ms(prepared.p99), verdict, c.target, float64(prepared.p99)/float64(c.target))
+	fmt.Fprintf(&b, "Prepared, %s: p99 %s %s the target of p99 < %s (%.2f of it); %.0f kB allocated per decision, %.1f GC cycles completed per 1000 decisions.\n",
+		gcSetting(), ms(prepared.p99), verdict(prepared), c.target, float64(prepared.p99)/float64(c.target), prepared.bytesPer/1024, prepared.gcPer1000)
+	if server.n > 0 {
+		fmt.Fprintf(&b, "Prepared, server GC: p99 %s %s the target (%.2f of it); %.1f GC cycles per 1000 decisions.\n",
+			ms(server.p99), verdict(server), float64(server.p99)/float64(c.target), server.gcPer1000)
+	}
 	fmt.Fprintf(&b, "Unprepared p50 / prepared p50: %.1f×.", float64(unprepared.p50)/float64(prepared.p50))
 	if cli.n > 0 {
 		fmt.Fprintf(&b, " opa eval CLI p50 / prepared p50: %.1f× (the CLI pays a process start and parses and compiles the policies each run; "+
@@ -440,6 +506,15 @@ func report(c config, root string, size int, prepare time.Duration, npol int, pr
 	fmt.Fprintln(&b)
 	fmt.Print(b.String())
 	return benchkit.WriteReport(root, c.out, b.String())
+}
+
+// gcSetting names the runtime's GC configuration for the first run.
+func gcSetting() string {
+	g, l := os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT")
+	if g == "" && l == "" {
+		return "Go's default GC (GOGC=100)"
+	}
+	return fmt.Sprintf("GOGC=%s GOMEMLIMIT=%s", cmp.Or(g, "100"), cmp.Or(l, "unset"))
 }
 
 // nlimits is how many metrics carry a limit.

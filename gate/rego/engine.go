@@ -21,6 +21,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
 
@@ -314,6 +315,9 @@ func New(ctx context.Context, ms []Module, opts Options) (*Engine, error) {
 	return e, nil
 }
 
+// noMetrics keeps OPA from timing the stages of every evaluation.
+var noMetrics = metrics.NoOp()
+
 func sortedKeys(m map[string]bool) []string {
 	ks := make([]string, 0, len(m))
 	for k := range m {
@@ -420,7 +424,8 @@ func (e *Engine) decideValue(ctx context.Context, d *gate.Decision, v ast.Value)
 	})
 	defer timer.Stop()
 	defer context.AfterFunc(ctx, cancel.Cancel)()
-	rs, err := e.pq.Eval(context.WithoutCancel(ctx), rego.EvalParsedInput(v), rego.EvalTime(d.Time), rego.EvalExternalCancel(cancel))
+	rs, err := e.pq.Eval(context.WithoutCancel(ctx), rego.EvalParsedInput(v), rego.EvalTime(d.Time), rego.EvalExternalCancel(cancel),
+		rego.EvalMetrics(noMetrics))
 	if err != nil {
 		switch {
 		case timedOut.Load():

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -29,28 +30,42 @@ const slabSize = 256
 
 // parseValue reads a JSON document straight into OPA's ast.Value, without
 // the interface{} tree that decoding and then converting would build. It
-// accepts exactly what encoding/json accepts (checked by json.Valid
-// first) and gives a value equal to what util.UnmarshalJSON followed by
-// ast.InterfaceToValue gives; the test and the fuzz target compare the
-// two.
+// accepts exactly what encoding/json accepts and gives a value equal to
+// what util.UnmarshalJSON followed by ast.InterfaceToValue gives; the test
+// and the fuzz target compare the two. A document it refuses gets
+// encoding/json's own message.
 //
 // Allocation is what a decision's latency tail is made of, so: strings
 // and numbers are slices of one copy of the document, terms come from
 // slabs, each object and array is built once at its final size, and
 // large flat objects are lazy (lazyMembers).
 func parseValue(b []byte) (ast.Value, error) {
-	if !json.Valid(b) {
-		var x any
-		err := json.Unmarshal(b, &x)
-		if err == nil {
-			err = errors.New("invalid JSON")
+	p := parsers.Get().(*jsonParser)
+	defer p.release()
+	p.s = string(b)
+	v, _, err := p.value(0)
+	if err == nil {
+		p.ws()
+		if p.i != len(p.s) {
+			err = errSyntax
 		}
+	}
+	if errors.Is(err, errSyntax) {
+		var x any
+		if jerr := json.Unmarshal(b, &x); jerr != nil {
+			return nil, jerr
+		}
+		return nil, errors.New("invalid JSON") // not reached: the grammars agree (FuzzParseValue)
+	}
+	if err != nil {
 		return nil, err
 	}
-	p := &jsonParser{s: string(b)}
-	v, _, err := p.value(0)
-	return v, err
+	return v, nil
 }
+
+// errSyntax is any departure from the JSON grammar; parseValue replaces it
+// with encoding/json's description.
+var errSyntax = errors.New("JSON syntax error")
 
 type member struct {
 	k    string
@@ -99,6 +114,23 @@ type jsonParser struct {
 	seen  map[string]struct{}
 }
 
+// parsers keeps parsers' stacks from one document to the next; the terms
+// and values a parser made belong to its document and are not kept.
+var parsers = sync.Pool{New: func() any { return new(jsonParser) }}
+
+// maxKept bounds the stacks a pooled parser keeps, so that one huge
+// document does not pin its scratch space.
+const maxKept = 4096
+
+func (p *jsonParser) release() {
+	p.s, p.i, p.slab = "", 0, nil
+	if cap(p.pairs) > maxKept || cap(p.elems) > maxKept || cap(p.kvs) > maxKept || len(p.seen) > maxKept {
+		return
+	}
+	p.pairs, p.elems, p.kvs = p.pairs[:0], p.elems[:0], p.kvs[:0]
+	parsers.Put(p)
+}
+
 func (p *jsonParser) term(v ast.Value) *ast.Term {
 	if len(p.slab) == 0 {
 		p.slab = make([]ast.Term, slabSize)
@@ -107,6 +139,24 @@ func (p *jsonParser) term(v ast.Value) *ast.Term {
 	p.slab = p.slab[1:]
 	t.Value = v
 	return t
+}
+
+// peek is the byte at p.i, 0 at the end.
+func (p *jsonParser) peek() byte {
+	if p.i < len(p.s) {
+		return p.s[p.i]
+	}
+	return 0
+}
+
+// expect consumes c after optional white space.
+func (p *jsonParser) expect(c byte) error {
+	p.ws()
+	if p.peek() != c {
+		return errSyntax
+	}
+	p.i++
+	return nil
 }
 
 func (p *jsonParser) ws() {
@@ -126,12 +176,12 @@ func (p *jsonParser) value(depth int) (v ast.Value, lazy bool, err error) {
 		return nil, false, fmt.Errorf("input nests deeper than %d levels", maxDepth)
 	}
 	p.ws()
-	switch p.s[p.i] {
+	switch p.peek() {
 	case '{':
 		p.i++
 		base := len(p.pairs)
 		p.ws()
-		if p.s[p.i] == '}' {
+		if p.peek() == '}' {
 			p.i++
 			return ast.NewObject(), false, nil
 		}
@@ -141,19 +191,22 @@ func (p *jsonParser) value(depth int) (v ast.Value, lazy bool, err error) {
 			if err != nil {
 				return nil, false, err
 			}
-			p.ws()
-			p.i++ // ':'
+			if err := p.expect(':'); err != nil {
+				return nil, false, err
+			}
 			v, lazy, err := p.value(depth + 1)
 			if err != nil {
 				return nil, false, err
 			}
 			p.pairs = append(p.pairs, member{string(k), v, lazy})
 			p.ws()
-			if p.s[p.i] == ',' {
+			if p.peek() == ',' {
 				p.i++
 				continue
 			}
-			p.i++ // '}'
+			if err := p.expect('}'); err != nil {
+				return nil, false, err
+			}
 			obj, lazy := p.object(p.pairs[base:])
 			clear(p.pairs[base:])
 			p.pairs = p.pairs[:base]
@@ -163,7 +216,7 @@ func (p *jsonParser) value(depth int) (v ast.Value, lazy bool, err error) {
 		p.i++
 		base := len(p.elems)
 		p.ws()
-		if p.s[p.i] == ']' {
+		if p.peek() == ']' {
 			p.i++
 			return ast.NewArray(), false, nil
 		}
@@ -174,11 +227,13 @@ func (p *jsonParser) value(depth int) (v ast.Value, lazy bool, err error) {
 			}
 			p.elems = append(p.elems, p.term(v))
 			p.ws()
-			if p.s[p.i] == ',' {
+			if p.peek() == ',' {
 				p.i++
 				continue
 			}
-			p.i++ // ']'
+			if err := p.expect(']'); err != nil {
+				return nil, false, err
+			}
 			es := p.elems[base:]
 			arr := ast.NewArray(append([]*ast.Term(nil), es...)...) // NewArray keeps its slice
 			clear(es)
@@ -189,25 +244,64 @@ func (p *jsonParser) value(depth int) (v ast.Value, lazy bool, err error) {
 		s, err := p.str()
 		return s, false, err
 	case 't':
-		p.i += 4
-		return ast.Boolean(true), false, nil
+		return ast.Boolean(true), false, p.literal("true")
 	case 'f':
-		p.i += 5
-		return ast.Boolean(false), false, nil
+		return ast.Boolean(false), false, p.literal("false")
 	case 'n':
-		p.i += 4
-		return ast.NullValue, false, nil
+		return ast.NullValue, false, p.literal("null")
 	default:
-		start := p.i
-		for p.i < len(p.s) {
-			switch p.s[p.i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return ast.Number(p.s[start:p.i]), false, nil
-			}
+		n, err := p.number()
+		return n, false, err
+	}
+}
+
+func (p *jsonParser) literal(word string) error {
+	if !strings.HasPrefix(p.s[p.i:], word) {
+		return errSyntax
+	}
+	p.i += len(word)
+	return nil
+}
+
+func (p *jsonParser) digits() int {
+	start := p.i
+	for p.i < len(p.s) && p.s[p.i] >= '0' && p.s[p.i] <= '9' {
+		p.i++
+	}
+	return p.i - start
+}
+
+// number reads -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+func (p *jsonParser) number() (ast.Number, error) {
+	start := p.i
+	if p.peek() == '-' {
+		p.i++
+	}
+	switch c := p.peek(); {
+	case c == '0':
+		p.i++
+	case c >= '1' && c <= '9':
+		p.digits()
+	default:
+		return "", errSyntax
+	}
+	if p.peek() == '.' {
+		p.i++
+		if p.digits() == 0 {
+			return "", errSyntax
+		}
+	}
+	if c := p.peek(); c == 'e' || c == 'E' {
+		p.i++
+		if c := p.peek(); c == '+' || c == '-' {
 			p.i++
 		}
-		return ast.Number(p.s[start:p.i]), false, nil
+		if p.digits() == 0 {
+			return "", errSyntax
+		}
+		return ast.NumberChecked(p.s[start:p.i]) // OPA refuses exponents it cannot hold
 	}
+	return ast.Number(p.s[start:p.i]), nil
 }
 
 // object builds an object from its members in document order. A repeated
@@ -284,21 +378,32 @@ func flat(ms []member) bool {
 	return true
 }
 
-// str reads a string at p.i (the document is valid JSON). A string
-// without escapes or non-ASCII is a slice of the document; the rest go
-// through encoding/json, which replaces invalid UTF-8 as the decoder does.
+// str reads a string at p.i. A string without escapes or non-ASCII is a
+// slice of the document; the rest go through encoding/json, which
+// replaces invalid UTF-8 as the decoder does.
 func (p *jsonParser) str() (ast.String, error) {
+	if p.peek() != '"' {
+		return "", errSyntax
+	}
 	start := p.i
 	p.i++
 	simple := true
 	for {
+		if p.i >= len(p.s) {
+			return "", errSyntax
+		}
 		c := p.s[p.i]
 		if c == '"' {
 			break
 		}
+		if c < 0x20 {
+			return "", errSyntax
+		}
 		if c == '\\' {
 			simple = false
-			p.i += 2
+			if err := p.escape(); err != nil {
+				return "", err
+			}
 			continue
 		}
 		if c >= utf8.RuneSelf {
@@ -315,4 +420,28 @@ func (p *jsonParser) str() (ast.String, error) {
 		return "", err
 	}
 	return ast.String(s), nil
+}
+
+// escape checks the escape sequence at p.i and steps over it.
+func (p *jsonParser) escape() error {
+	p.i++ // the backslash
+	switch p.peek() {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		p.i++
+		return nil
+	case 'u':
+		p.i++
+		for range 4 {
+			if !isHex(p.peek()) {
+				return errSyntax
+			}
+			p.i++
+		}
+		return nil
+	}
+	return errSyntax
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
