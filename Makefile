@@ -89,9 +89,11 @@ bench-runner:
 bench-evals:
 	$(GO) run ./bench/evals -items 100000 -runs 5
 
-# One policy decision on an input with 200 metrics: the prepared engine
+# One policy decision on an input with 200 metrics (the target), then with
+# a limit on each: the prepared engine with Go's default GC and a server's,
 # against rego.New per decision and the opa eval CLI.
 bench-gate:
+	$(GO) run ./bench/gate -decisions 20000 -opa-runs 30 -limits 0 -out bench/results/gate-200-metrics.md
 	$(GO) run ./bench/gate -decisions 20000 -opa-runs 30
 
 # The benchmark harnesses on small files, to keep them working (CI).

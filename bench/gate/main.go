@@ -467,7 +467,7 @@ func report(c config, root string, size int, prepare time.Duration, npol int, pr
 	fmt.Fprintf(&b, "# gate: one decision on an input with %d metrics\n\n", c.metrics)
 	fmt.Fprintf(&b, "Command: `go run ./bench/gate %s`; %s/%s, %d CPUs, %s.\n\n",
 		strings.Join(os.Args[1:], " "), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
-	fmt.Fprintf(&b, "Input: policies/testdata/base.yaml with %d metrics and %d limits in slo.metrics (%d bytes of JSON); "+
+	fmt.Fprintf(&b, "Input: policies/testdata/base.yaml with %d metrics added, %d of them with a limit in slo.metrics (besides the base's own; %d bytes of JSON); "+
 		"%d built-in policies, prepared once in %s; decided at %s. Every side passes the input (no deny).\n\n",
 		c.metrics, nlimits(c), size, npol, ms(prepare), decisionTime.Format(time.RFC3339))
 	fmt.Fprintf(&b, "| path | decisions | p50 | p90 | p99 | max | mean | decisions/s | p50 vs prepared |\n|---|---|---|---|---|---|---|---|---|\n")
