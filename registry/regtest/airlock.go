@@ -34,5 +34,5 @@ func Airlock(t testing.TB, cfg server.Config) *Server {
 			t.Error(err)
 		}
 	})
-	return &Server{Host: strings.TrimPrefix(srv.URL, "http://"), URL: srv.URL, Root: dir}
+	return &Server{Host: strings.TrimPrefix(srv.URL, "http://"), URL: srv.URL, Root: dir, Close: srv.Close}
 }

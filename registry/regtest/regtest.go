@@ -22,6 +22,9 @@ type Server struct {
 	// Root is the filesystem storage root of a Distribution server, for
 	// tests that inspect or damage stored blobs; it is empty for InProcess.
 	Root string
+	// Close stops an Airlock server before the test ends (an outage);
+	// nil for the others.
+	Close func()
 }
 
 // Distribution starts Debian's docker-registry (distribution v2.8.2) for the

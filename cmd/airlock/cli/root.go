@@ -117,6 +117,7 @@ Exit codes: 0 success, 1 policy deny, 2 error or bad input, 64 usage.`,
 		newGateCmd(g),
 		newPolicyCmd(g),
 		newTagCmd(g),
+		newWebhookCmd(g),
 		newDemoModelCmd(g),
 		newVersionCmd(g),
 	)

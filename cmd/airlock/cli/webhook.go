@@ -1,0 +1,217 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/airlock-dev/airlock/gate"
+	"github.com/airlock-dev/airlock/gate/admission"
+	"github.com/airlock-dev/airlock/registry"
+	"github.com/airlock-dev/airlock/registry/client"
+	"github.com/airlock-dev/airlock/registry/sign"
+)
+
+func newWebhookCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "webhook",
+		Short: "Run the Kubernetes admission webhook",
+	}
+	cmd.AddCommand(newWebhookServeCmd(g))
+	return cmd
+}
+
+func newWebhookServeCmd(g *globals) *cobra.Command {
+	var (
+		config, addr, certFile, keyFile string
+		logFormat, logLevel             string
+		tlsCheck                        time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the validating admission webhook over HTTPS",
+		Long: `Serve answers Kubernetes AdmissionReview v1 requests on POST /validate.
+
+For each Pod or pod template (Deployment, ReplicaSet, StatefulSet, DaemonSet,
+Job, CronJob) and KServe InferenceService it finds the model releases the
+object would run (containers, init and ephemeral containers, image volumes,
+storage-initializer arguments, oci:// storage URIs), chosen by registry and
+repository in the config. Each must be pinned by digest, not revoked, and
+carry a pass verdict of airlock gate for the namespace's environment, signed
+by a trusted key and unexpired. Passes are cached per digest; warn mode
+admits with warnings. See docs/admission.md.
+
+The certificate and key are read again when they change on disk. GET
+/healthz, /readyz and /metrics (airlock_admission_*) are served too.`,
+		Example: `  airlock webhook serve --config admission.yaml --tls-cert tls.crt --tls-key tls.key
+  airlock webhook serve --config /etc/airlock/admission.yaml --addr :8443 \
+    --tls-cert /etc/airlock/tls/tls.crt --tls-key /etc/airlock/tls/tls.key --log-format json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if config == "" {
+				return usageError{errors.New("--config admission.yaml is required")}
+			}
+			if certFile == "" || keyFile == "" {
+				return usageError{errors.New("--tls-cert and --tls-key are required: the API server calls webhooks over HTTPS only")}
+			}
+			log, err := newLogger(g, logFormat, logLevel)
+			if err != nil {
+				return usageError{err}
+			}
+			cfg, err := admission.LoadConfig(config)
+			if err != nil {
+				return err
+			}
+			var keys []*sign.Verifier
+			for i, pem := range cfg.TrustPEM {
+				k, err := sign.LoadVerifier(pem, cfg.Trust[i])
+				if err != nil {
+					return err
+				}
+				keys = append(keys, k)
+			}
+			certs := &admission.CertReloader{CertFile: certFile, KeyFile: keyFile, Check: tlsCheck}
+			if err := certs.Load(); err != nil {
+				return err
+			}
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			metrics := admission.NewMetrics(reg)
+			rv := &registryVerdicts{keys: keys, plainHTTP: cfg.PlainHTTP, insecure: g.insecure}
+			checker := admission.NewChecker(cfg, rv, admission.Options{Resolver: rv, Metrics: metrics, Logger: log})
+
+			mux := http.NewServeMux()
+			mux.Handle("/validate", &admission.Handler{Checker: checker, MaxBytes: cfg.MaxRequestBytes, Metrics: metrics, Logger: log})
+			mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+			mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+				if err := certs.Err(); err != nil {
+					// The last good certificate is still served; say why
+					// the new one is not, without taking the pod out.
+					fmt.Fprintf(w, "ok (certificate reload failed, serving the previous one: %v)\n", err)
+					return
+				}
+				fmt.Fprintln(w, "ok")
+			})
+			mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("listening on %s: %w", addr, err)
+			}
+			srv := &http.Server{
+				Handler:           mux,
+				TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate},
+				ReadHeaderTimeout: 5 * time.Second,
+				ReadTimeout:       15 * time.Second,
+				WriteTimeout:      cfg.Timeout.Duration + 5*time.Second,
+				IdleTimeout:       2 * time.Minute,
+				ErrorLog:          nil,
+			}
+			log.Info("webhook listening", "url", "https://"+ln.Addr().String()+"/validate", "config", config,
+				"releases", len(cfg.Releases), "trusted_keys", len(keys), "environments", len(cfg.Environments), "mode", cfg.Mode)
+			fmt.Fprintf(g.stderr, "airlock webhook serving https://%s/validate\n", ln.Addr())
+			errc := make(chan error, 1)
+			go func() { errc <- srv.ServeTLS(ln, "", "") }()
+			ctx := cmd.Context()
+			select {
+			case err := <-errc:
+				return err
+			case <-ctx.Done():
+			}
+			log.Info("shutting down: draining requests")
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				return fmt.Errorf("draining: %w", err)
+			}
+			if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&config, "config", "", "admission config (YAML; see docs/admission.md)")
+	f.StringVar(&addr, "addr", ":8443", "address to listen on")
+	f.StringVar(&certFile, "tls-cert", "", "TLS certificate (PEM), read again when it changes")
+	f.StringVar(&keyFile, "tls-key", "", "TLS private key (PEM), read again when it changes")
+	f.DurationVar(&tlsCheck, "tls-check", 10*time.Second, "how often the certificate files are looked at for changes")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+// registryVerdicts reads verdicts and resolves tags in the registry a
+// release lives in (any OCI registry).
+type registryVerdicts struct {
+	keys      []*sign.Verifier
+	plainHTTP []string
+	insecure  bool
+}
+
+func (r *registryVerdicts) plain(ref registry.Ref) bool {
+	return ref.Loopback() || slices.ContainsFunc(r.plainHTTP, func(h string) bool { return strings.EqualFold(h, ref.Registry) })
+}
+
+// Verdicts implements admission.VerdictReader.
+func (r *registryVerdicts) Verdicts(ctx context.Context, ref registry.Ref) ([]*gate.Verdict, error) {
+	remote := sign.Remote{PlainHTTP: r.plain(ref), Insecure: r.insecure, UserAgent: "airlock-webhook/" + version()}
+	return readVerdicts(ctx, ref, r.keys, remote, time.Now())
+}
+
+// Resolve implements admission.Resolver.
+func (r *registryVerdicts) Resolve(ctx context.Context, ref registry.Ref) (digest.Digest, error) {
+	c, err := client.New(client.Options{PlainHTTP: r.plain(ref), Insecure: r.insecure, UserAgent: "airlock-webhook/" + version()})
+	if err != nil {
+		return "", err
+	}
+	if ref.Tag == "" {
+		ref.Tag = "latest"
+	}
+	desc, err := c.Resolve(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	return desc.Digest, nil
+}
+
+// readVerdicts reads the verdicts on ref's digest signed by one of keys.
+// A broken verdict attestation is admission.ErrBadVerdict; a registry
+// that cannot be read is any other error.
+func readVerdicts(ctx context.Context, ref registry.Ref, keys []*sign.Verifier, remote sign.Remote, now time.Time) ([]*gate.Verdict, error) {
+	rep, err := sign.Verify(ctx, ref, ref.Digest, keys, sign.VerifyOptions{Layout: sign.LayoutBundle, PredicateType: gate.VerdictType, Now: func() time.Time { return now }}, remote)
+	if err != nil && !errors.Is(err, sign.ErrNotVerified) {
+		return nil, fmt.Errorf("reading the verdicts of %s: %w", ref.Digest, err)
+	}
+	if rep == nil {
+		return nil, nil
+	}
+	if len(rep.Problems) > 0 {
+		var why []string
+		for _, p := range rep.Problems {
+			why = append(why, p.Reason)
+		}
+		return nil, fmt.Errorf("%w: %s", admission.ErrBadVerdict, strings.Join(why, "; "))
+	}
+	var out []*gate.Verdict
+	for _, m := range rep.Matches {
+		v, err := gate.ParseVerdict(m.Predicate)
+		if err != nil {
+			return nil, fmt.Errorf("%w: verdict %s: %w", admission.ErrBadVerdict, m.Referrer, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

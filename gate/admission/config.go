@@ -1,0 +1,260 @@
+// Package admission is the Kubernetes validating webhook (DESIGN.md §8):
+// it finds the model releases an object would run, requires each to be
+// pinned by digest, and admits it only with a signed pass verdict of the
+// gate for the namespace's environment. The heavy work (evidence, evals,
+// policies) happened at the gate; admission checks one verdict, from a
+// cache when it can.
+package admission
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"gopkg.in/yaml.v3"
+
+	"github.com/airlock-dev/airlock/gate"
+	"github.com/airlock-dev/airlock/registry"
+)
+
+// Modes.
+const (
+	Enforce = "enforce" // a failed check denies
+	Warn    = "warn"    // a failed check is a warning; the object is admitted
+)
+
+// Defaults.
+const (
+	DefaultCacheTTL        = 10 * time.Minute
+	DefaultCacheSize       = 4096
+	DefaultTimeout         = 8 * time.Second
+	DefaultMaxRequestBytes = 3 << 20 // the API server's own limit on a request body
+)
+
+// Config is admission.yaml. Unknown fields are errors.
+type Config struct {
+	// Releases choose which references are model releases: any entry
+	// that matches. A reference matching none is not checked.
+	Releases []ReleaseMatch `yaml:"releases"`
+	// Trust lists the public keys (cosign PEM files, relative to the
+	// config file) whose verdicts count.
+	Trust []string `yaml:"trust"`
+	// Environments map namespaces to environments, first match wins.
+	Environments []NamespaceEnvironment `yaml:"environments"`
+	// Mode is the default mode: enforce (default) or warn.
+	Mode string `yaml:"mode"`
+	// Modes override Mode by namespace, first match wins.
+	Modes []NamespaceMode `yaml:"modes"`
+	// Revoked digests may not run anywhere, whatever their verdicts say
+	// (the kill-switch).
+	Revoked []string `yaml:"revoked"`
+	// RegistryUnavailable is the answer when a verdict cannot be read
+	// (registry down, cold cache): deny (default, like failurePolicy
+	// Fail) or allow (like Ignore). Either is given within Timeout.
+	RegistryUnavailable string      `yaml:"registry_unavailable"`
+	Cache               CacheConfig `yaml:"cache"`
+	// Timeout bounds one request's checks (default 8s): keep it under the
+	// webhook configuration's timeoutSeconds.
+	Timeout gate.Duration `yaml:"timeout"`
+	// MaxRequestBytes bounds a request body (default 3 MiB).
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// PlainHTTP names registries spoken to over plain HTTP (loopback
+	// registries always are).
+	PlainHTTP []string `yaml:"plain_http"`
+
+	// Dir is the config file's directory; TrustPEM the trusted keys read.
+	Dir      string   `yaml:"-"`
+	TrustPEM [][]byte `yaml:"-"`
+}
+
+// ReleaseMatch selects references by registry and repository.
+type ReleaseMatch struct {
+	// Registry is host[:port], exactly.
+	Registry string `yaml:"registry"`
+	// Repository is a path.Match pattern ("models/*"); empty matches all.
+	Repository string `yaml:"repository"`
+}
+
+// NamespaceEnvironment maps a namespace pattern to an environment.
+type NamespaceEnvironment struct {
+	Namespace   string `yaml:"namespace"`
+	Environment string `yaml:"environment"`
+}
+
+// NamespaceMode sets the mode of a namespace pattern.
+type NamespaceMode struct {
+	Namespace string `yaml:"namespace"`
+	Mode      string `yaml:"mode"`
+}
+
+// CacheConfig sizes the verdict cache.
+type CacheConfig struct {
+	// TTL is how long a verified pass is trusted without reading the
+	// registry again (default 10m; never past the verdict's expiry).
+	TTL gate.Duration `yaml:"ttl"`
+	// Size bounds the entries kept (default 4096).
+	Size int `yaml:"size"`
+}
+
+// LoadConfig reads admission.yaml and the keys it trusts.
+func LoadConfig(file string) (*Config, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading admission config: %w", err)
+	}
+	c, err := ParseConfig(b, filepath.Dir(file))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	for _, k := range c.Trust {
+		p := k
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(c.Dir, p)
+		}
+		pem, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s: trust: %w", file, err)
+		}
+		c.TrustPEM = append(c.TrustPEM, pem)
+	}
+	return c, nil
+}
+
+// ParseConfig parses admission.yaml and checks it; dir is where relative
+// paths start. Keys are not read.
+func ParseConfig(b []byte, dir string) (*Config, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, errors.New("empty config: admission.yaml needs releases, trust and environments")
+	}
+	c := &Config{Dir: dir}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if len(c.Releases) == 0 {
+		bad("releases: name at least one registry (and repository pattern) whose references are model releases")
+	}
+	for i, r := range c.Releases {
+		if r.Registry == "" {
+			bad("releases[%d]: registry is required", i)
+		}
+		if _, err := path.Match(r.Repository, ""); err != nil {
+			bad("releases[%d]: repository %q is not a valid pattern: %v", i, r.Repository, err)
+		}
+	}
+	if len(c.Trust) == 0 {
+		bad("trust: name at least one public key that signs verdicts")
+	}
+	if len(c.Environments) == 0 {
+		bad("environments: map at least one namespace pattern to an environment")
+	}
+	for i, e := range c.Environments {
+		if _, err := path.Match(e.Namespace, ""); err != nil || e.Namespace == "" {
+			bad("environments[%d]: namespace %q is not a pattern", i, e.Namespace)
+		}
+		if e.Environment == "" {
+			bad("environments[%d]: environment is required", i)
+		}
+	}
+	if c.Mode == "" {
+		c.Mode = Enforce
+	}
+	if c.Mode != Enforce && c.Mode != Warn {
+		bad("mode: %q is not enforce or warn", c.Mode)
+	}
+	for i, m := range c.Modes {
+		if _, err := path.Match(m.Namespace, ""); err != nil || m.Namespace == "" {
+			bad("modes[%d]: namespace %q is not a pattern", i, m.Namespace)
+		}
+		if m.Mode != Enforce && m.Mode != Warn {
+			bad("modes[%d]: mode %q is not enforce or warn", i, m.Mode)
+		}
+	}
+	for i, d := range c.Revoked {
+		if _, err := digest.Parse(d); err != nil {
+			bad("revoked[%d]: %q is not a digest: %v", i, d, err)
+		}
+	}
+	switch c.RegistryUnavailable {
+	case "":
+		c.RegistryUnavailable = "deny"
+	case "deny", "allow":
+	default:
+		bad("registry_unavailable: %q is not deny or allow", c.RegistryUnavailable)
+	}
+	if c.Cache.TTL.Duration == 0 {
+		c.Cache.TTL.Duration = DefaultCacheTTL
+	}
+	if c.Cache.Size == 0 {
+		c.Cache.Size = DefaultCacheSize
+	}
+	if c.Cache.Size < 0 {
+		bad("cache.size: %d is negative", c.Cache.Size)
+	}
+	if c.Timeout.Duration == 0 {
+		c.Timeout.Duration = DefaultTimeout
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.MaxRequestBytes < 0 {
+		bad("max_request_bytes: %d is negative", c.MaxRequestBytes)
+	}
+	return c, errors.Join(errs...)
+}
+
+// Environment is the environment of a namespace, "" when none matches.
+func (c *Config) Environment(namespace string) string {
+	for _, e := range c.Environments {
+		if ok, _ := path.Match(e.Namespace, namespace); ok {
+			return e.Environment
+		}
+	}
+	return ""
+}
+
+// ModeOf is a namespace's mode.
+func (c *Config) ModeOf(namespace string) string {
+	for _, m := range c.Modes {
+		if ok, _ := path.Match(m.Namespace, namespace); ok {
+			return m.Mode
+		}
+	}
+	return c.Mode
+}
+
+// IsRelease reports whether a reference names a model release.
+func (c *Config) IsRelease(r registry.Ref) bool {
+	for _, m := range c.Releases {
+		if !strings.EqualFold(m.Registry, r.Registry) {
+			continue
+		}
+		if m.Repository == "" {
+			return true
+		}
+		if ok, _ := path.Match(m.Repository, r.Repository); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// IsRevoked reports whether a digest is on the kill-switch list.
+func (c *Config) IsRevoked(d string) bool {
+	for _, r := range c.Revoked {
+		if r == d {
+			return true
+		}
+	}
+	return false
+}
