@@ -7,7 +7,7 @@ BIN     := bin/airlock
 TOOLS   := .ci/install-tools.sh
 GOFLAGS_TEST ?= -race
 
-.PHONY: all build tools test interop lint fuzz fuzz-registry bench bench-transfer bench-registry bench-sign bench-runner bench-evals bench-gate bench-smoke demo clean
+.PHONY: all build tools test interop lint fuzz fuzz-registry bench bench-transfer bench-registry bench-sign bench-runner bench-evals bench-gate bench-admission bench-smoke demo clean
 
 all: build
 
@@ -65,7 +65,7 @@ fuzz-registry: build
 # (bench/registry), 2 GiB, 3 runs each, signing (bench/sign, a 10 GiB
 # release), the runner (bench/runner) and eval scoring (bench/evals);
 # about twenty-five minutes.
-bench: bench-transfer bench-registry bench-sign bench-runner bench-evals bench-gate
+bench: bench-transfer bench-registry bench-sign bench-runner bench-evals bench-gate bench-admission
 
 # Push/pull throughput against regctl and sha256.
 bench-transfer: tools
@@ -96,6 +96,11 @@ bench-gate:
 	$(GO) run ./bench/gate -decisions 20000 -opa-runs 30 -limits 0 -out bench/results/gate-200-metrics.md
 	$(GO) run ./bench/gate -decisions 20000 -opa-runs 30
 
+# The admission webhook under a 500/s open-loop load with a warm cache,
+# against a no-op webhook over the same TLS.
+bench-admission:
+	$(GO) run ./bench/admission -rate 500 -duration 20s
+
 # The benchmark harnesses on small files, to keep them working (CI).
 bench-smoke: tools
 	$(GO) run ./bench/transfer -size 64MiB -runs 1 -out bench/results/transfer-smoke.md
@@ -104,6 +109,7 @@ bench-smoke: tools
 	$(GO) run ./bench/runner -requests 2000 -runs 1 -concurrency 1,16 -rate 2000 -out bench/results/runner-smoke.md
 	$(GO) run ./bench/evals -items 10000 -runs 1 -out bench/results/evals-smoke.md
 	$(GO) run ./bench/gate -decisions 2000 -opa-runs 3 -unprepared-runs 20 -out bench/results/gate-smoke.md
+	$(GO) run ./bench/admission -rate 200 -duration 2s -warmup 1s -out bench/results/admission-smoke.md
 
 demo: build
 	$(GO) run ./examples/demo -airlock $(BIN) -example examples/support-bot

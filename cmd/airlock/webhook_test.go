@@ -34,6 +34,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/airlock-dev/airlock/gate"
+	"github.com/airlock-dev/airlock/gate/admission"
 	"github.com/airlock-dev/airlock/registry"
 	"github.com/airlock-dev/airlock/registry/regtest"
 	"github.com/airlock-dev/airlock/registry/server"
@@ -120,6 +121,47 @@ func TestWebhookCorpus(t *testing.T) {
 	attest(signer, revoked, "prod", gate.Pass, later)
 
 	at := func(d string) string { return repo + "@" + d }
+
+	// Break-glass: a key for exceptions, exceptions made by the command
+	// and by hand (expired, untrusted).
+	bgPriv, bgPub, err := sign.GenerateKeyPair([]byte("test"))
+	must(t, err)
+	bgKey := filepath.Join(work, "breakglass.key")
+	must(t, os.WriteFile(bgKey, bgPriv, 0o600))
+	must(t, os.WriteFile(filepath.Join(work, "breakglass.pub"), bgPub, 0o644))
+	exception := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"webhook", "exception", "--key", bgKey, "--by", "alice@example.com", "--ticket", "INC-7",
+			"--reason", "roll back during the registry outage"}, args...)...)
+		cmd.Env = append(os.Environ(), "AIRLOCK_PASSWORD=test")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("webhook exception: %v", err)
+		}
+		_, v, ok := strings.Cut(strings.TrimSpace(string(out)), ": ")
+		if !ok {
+			t.Fatalf("webhook exception printed %q", out)
+		}
+		return v
+	}
+	handMade := func(s *sign.Signer, e admission.Exception) string {
+		t.Helper()
+		b, err := json.Marshal(e)
+		must(t, err)
+		sig, err := s.SignMessage(bytes.NewReader(b))
+		must(t, err)
+		return admission.EncodeException(b, sig)
+	}
+	bgSigner, err := sign.LoadSigner(bgPriv, []byte("test"))
+	must(t, err)
+	exUnsigned := exception("--digest", unsigned, "--digest", revoked, "--namespace", "prod-*", "--ttl", "2h")
+	exOtherNS := exception("--digest", unsigned, "--namespace", "staging")
+	exExpired := handMade(bgSigner, admission.Exception{Schema: admission.ExceptionSchema, Digests: []string{unsigned}, Namespace: "prod-*",
+		By: "bob", Reason: "old", Ticket: "INC-1", Issued: now.Add(-3 * time.Hour), Expires: now.Add(-time.Hour)})
+	exUntrusted := handMade(other, admission.Exception{Schema: admission.ExceptionSchema, Digests: []string{unsigned}, Namespace: "prod-*",
+		By: "mallory", Reason: "because", Ticket: "none", Issued: now, Expires: now.Add(time.Hour)})
+	exTooLong := handMade(bgSigner, admission.Exception{Schema: admission.ExceptionSchema, Digests: []string{unsigned}, Namespace: "prod-*",
+		By: "bob", Reason: "long", Ticket: "INC-2", Issued: now, Expires: now.Add(48 * time.Hour)})
 	keyFile := filepath.Join(work, "release.pub")
 	must(t, os.WriteFile(keyFile, pub, 0o644))
 	config := filepath.Join(work, "admission.yaml")
@@ -135,6 +177,7 @@ modes:
 revoked: [%s]
 timeout: 3s
 max_request_bytes: 65536
+break_glass: {trust: [breakglass.pub], max_ttl: 24h}
 `, reg.Host, revoked)), 0o644))
 	certFile, keyPEM := filepath.Join(work, "tls.crt"), filepath.Join(work, "tls.key")
 	serial1 := writeCert(t, certFile, keyPEM)
@@ -217,6 +260,30 @@ max_request_bytes: 65536
 		r.DryRun = &dry
 	}), denied("has no signed verdict"))
 	add("update is checked", review("prod-a", admissionv1.Update, podGVK, pod(at(unsigned))), denied("has no signed verdict"))
+
+	// Break-glass.
+	withException := func(v string, images ...string) *corev1.Pod {
+		p := pod(images...)
+		p.Annotations = map[string]string{"airlock.dev/break-glass": v}
+		return p
+	}
+	add("break-glass admits a release without a verdict", review("prod-a", admissionv1.Create, podGVK, withException(exUnsigned, at(unsigned))),
+		want{status: 200, allowed: true, warning: "break-glass exception by alice@example.com (ticket INC-7", decision: "allowed"})
+	add("break-glass does not lift the kill-switch", review("prod-a", admissionv1.Create, podGVK, withException(exUnsigned, at(revoked))), denied("is revoked"))
+	add("break-glass does not admit a digest it does not name", review("prod-a", admissionv1.Create, podGVK, withException(exUnsigned, at(failed))), denied("is fail"))
+	add("break-glass for another namespace", review("prod-a", admissionv1.Create, podGVK, withException(exOtherNS, at(unsigned))),
+		want{status: 200, msg: "has no signed verdict", warning: `is for namespace "staging", not "prod-a"`, decision: "denied"})
+	add("expired break-glass", review("prod-a", admissionv1.Create, podGVK, withException(exExpired, at(unsigned))),
+		want{status: 200, msg: "has no signed verdict", warning: "expired at", decision: "denied"})
+	add("break-glass by an untrusted key", review("prod-a", admissionv1.Create, podGVK, withException(exUntrusted, at(unsigned))),
+		want{status: 200, msg: "has no signed verdict", warning: "not by a trusted break-glass key", decision: "denied"})
+	add("break-glass longer than allowed", review("prod-a", admissionv1.Create, podGVK, withException(exTooLong, at(unsigned))),
+		want{status: 200, msg: "has no signed verdict", warning: "longer than the 24h0m0s allowed", decision: "denied"})
+	add("garbled break-glass", review("prod-a", admissionv1.Create, podGVK, withException("not-an-exception", at(unsigned))),
+		want{status: 200, msg: "has no signed verdict", warning: "not PAYLOAD.SIGNATURE", decision: "denied"})
+	bgTmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{"airlock.dev/break-glass": exUnsigned}}, Spec: pod(at(unsigned)).Spec}
+	add("break-glass on a deployment's pod template", review("prod-a", admissionv1.Create, metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"},
+		&appsv1.Deployment{Spec: appsv1.DeploymentSpec{Template: bgTmpl}}), want{status: 200, allowed: true, warning: "break-glass exception by", decision: "allowed"})
 
 	// Warn mode.
 	add("warn mode admits with a warning", review("staging", admissionv1.Create, podGVK, pod(at(unsigned))),
@@ -403,6 +470,9 @@ max_request_bytes: 65536
 			t.Errorf("answered in %s, past the 3s timeout", d)
 		}
 	})
+	if m := metrics(); strings.Contains(m, "airlock_admission_break_glass_total 0\n") {
+		t.Errorf("break-glass uses are not counted:\n%s", grepLines(m, "airlock_admission_break"))
+	}
 	if m := metrics(); strings.Contains(m, "airlock_admission_registry_errors_total 0\n") {
 		t.Errorf("the outage is not counted:\n%s", grepLines(m, "airlock_admission_registry"))
 	}

@@ -47,6 +47,9 @@ type Options struct {
 	Resolver Resolver
 	// Metrics counts decisions, cache hits and registry errors.
 	Metrics *Metrics
+	// Exceptions verifies break-glass exceptions; without it none is
+	// accepted.
+	Exceptions SignatureVerifier
 	// Logger gets one line per decision (default: none).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
@@ -98,6 +101,9 @@ type finding struct {
 	unavailable bool
 	// revoked denies in every mode: the kill-switch is not a warning.
 	revoked bool
+	// digest is the release's, when the problem is its verdict (what a
+	// break-glass exception may waive).
+	digest string
 }
 
 // Audit annotation keys (the API server prefixes them with the webhook's
@@ -107,6 +113,7 @@ const (
 	AuditEnvironment = "environment"
 	AuditReleases    = "releases"
 	AuditReasons     = "reasons"
+	AuditBreakGlass  = "break-glass"
 )
 
 // Outcomes, as counted and annotated.
@@ -210,7 +217,60 @@ func (c *Checker) review(ctx context.Context, req *admissionv1.AdmissionRequest,
 			fs = append(fs, *f)
 		}
 	}
-	return c.conclude(res, mode, fs)
+	return c.conclude(res, mode, c.breakGlass(req, res, fs))
+}
+
+// breakGlass waives the verdict findings of the digests a valid exception
+// on the object names: they become warnings, annotated, counted and
+// logged. An exception that does not verify waives nothing and says why.
+func (c *Checker) breakGlass(req *admissionv1.AdmissionRequest, res *admissionv1.AdmissionResponse, fs []finding) []finding {
+	values := annotations(req.Object.Raw)
+	if len(values) == 0 {
+		return fs
+	}
+	var (
+		ex   *checkedException
+		errs []string
+	)
+	for _, v := range values {
+		e, err := parseException(v, c.opts.Exceptions, req.Namespace, c.cfg.BreakGlass.MaxTTL.Duration, c.now())
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		ex = e
+		break
+	}
+	if ex == nil {
+		msg := "break-glass exception not applied: " + strings.Join(errs, "; ")
+		res.AuditAnnotations[AuditBreakGlass] = msg
+		res.Warnings = append(res.Warnings, "airlock: "+msg)
+		return fs
+	}
+	var kept []finding
+	var waived []string
+	for _, f := range fs {
+		if f.digest != "" && !f.revoked && ex.covers(f.digest) {
+			waived = append(waived, f.msg)
+			continue
+		}
+		kept = append(kept, f)
+	}
+	if len(waived) == 0 {
+		return fs
+	}
+	what := fmt.Sprintf("break-glass exception by %s (ticket %s: %s; key %s; expires %s) admits: %s",
+		ex.By, ex.Ticket, ex.Reason, ex.key, ex.Expires.Format(time.RFC3339), strings.Join(waived, "; "))
+	res.AuditAnnotations[AuditBreakGlass] = what
+	res.Warnings = append(res.Warnings, "airlock: "+what)
+	if m := c.opts.Metrics; m != nil {
+		m.breakGlass.Inc()
+	}
+	if l := c.opts.Logger; l != nil {
+		l.Warn("break-glass exception used", "uid", req.UID, "namespace", req.Namespace, "kind", req.Kind.Kind, "name", req.Name,
+			"by", ex.By, "ticket", ex.Ticket, "reason", ex.Reason, "key", ex.key, "expires", ex.Expires, "waived", strings.Join(waived, "; "))
+	}
+	return kept
 }
 
 // check finds the problem with one release, nil when it may run.
@@ -242,9 +302,9 @@ func (c *Checker) check(ctx context.Context, ref registry.Ref, env string, field
 		if m := c.opts.Metrics; m != nil {
 			m.registryErrors.Inc()
 		}
-		return &finding{msg: fmt.Sprintf("%s (%s): %v", ref, where, err), unavailable: true}
+		return &finding{msg: fmt.Sprintf("%s (%s): %v", ref, where, err), unavailable: true, digest: ref.Digest.String()}
 	}
-	return &finding{msg: fmt.Sprintf("%s (%s): %v", ref, where, err)}
+	return &finding{msg: fmt.Sprintf("%s (%s): %v", ref, where, err), digest: ref.Digest.String()}
 }
 
 // verdict admits a digest in env from the cache, or by reading its

@@ -68,10 +68,22 @@ type Config struct {
 	// PlainHTTP names registries spoken to over plain HTTP (loopback
 	// registries always are).
 	PlainHTTP []string `yaml:"plain_http"`
+	// BreakGlass accepts signed, expiring exceptions (none without it).
+	BreakGlass BreakGlassConfig `yaml:"break_glass"`
 
-	// Dir is the config file's directory; TrustPEM the trusted keys read.
-	Dir      string   `yaml:"-"`
-	TrustPEM [][]byte `yaml:"-"`
+	// Dir is the config file's directory; TrustPEM the trusted keys read,
+	// BreakGlassPEM the break-glass keys.
+	Dir           string   `yaml:"-"`
+	TrustPEM      [][]byte `yaml:"-"`
+	BreakGlassPEM [][]byte `yaml:"-"`
+}
+
+// BreakGlassConfig names the keys that may sign exceptions.
+type BreakGlassConfig struct {
+	// Trust lists their public keys (PEM files, relative to the config).
+	Trust []string `yaml:"trust"`
+	// MaxTTL bounds an exception's life from issue to expiry (default 24h).
+	MaxTTL gate.Duration `yaml:"max_ttl"`
 }
 
 // ReleaseMatch selects references by registry and repository.
@@ -113,16 +125,26 @@ func LoadConfig(file string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	for _, k := range c.Trust {
-		p := k
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(c.Dir, p)
+	read := func(what string, paths []string) ([][]byte, error) {
+		var out [][]byte
+		for _, k := range paths {
+			p := k
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(c.Dir, p)
+			}
+			pem, err := os.ReadFile(p)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", file, what, err)
+			}
+			out = append(out, pem)
 		}
-		pem, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("%s: trust: %w", file, err)
-		}
-		c.TrustPEM = append(c.TrustPEM, pem)
+		return out, nil
+	}
+	if c.TrustPEM, err = read("trust", c.Trust); err != nil {
+		return nil, err
+	}
+	if c.BreakGlassPEM, err = read("break_glass.trust", c.BreakGlass.Trust); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -206,6 +228,9 @@ func ParseConfig(b []byte, dir string) (*Config, error) {
 	}
 	if c.MaxRequestBytes == 0 {
 		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.BreakGlass.MaxTTL.Duration == 0 {
+		c.BreakGlass.MaxTTL.Duration = DefaultExceptionMaxTTL
 	}
 	if c.MaxRequestBytes < 0 {
 		bad("max_request_bytes: %d is negative", c.MaxRequestBytes)

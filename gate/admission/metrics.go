@@ -13,6 +13,7 @@ type Metrics struct {
 	cacheHits      prometheus.Counter
 	cacheMisses    prometheus.Counter
 	registryErrors prometheus.Counter
+	breakGlass     prometheus.Counter
 }
 
 // NewMetrics registers the series with reg.
@@ -39,8 +40,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "airlock_admission_registry_errors_total",
 			Help: "Release checks whose verdicts could not be read.",
 		}),
+		breakGlass: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_admission_break_glass_total",
+			Help: "Answers in which a break-glass exception admitted a release without a pass verdict.",
+		}),
 	}
-	reg.MustRegister(m.decisions, m.duration, m.cacheHits, m.cacheMisses, m.registryErrors)
+	reg.MustRegister(m.decisions, m.duration, m.cacheHits, m.cacheMisses, m.registryErrors, m.breakGlass)
 	return m
 }
 

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -29,7 +31,7 @@ func newWebhookCmd(g *globals) *cobra.Command {
 		Use:   "webhook",
 		Short: "Run the Kubernetes admission webhook",
 	}
-	cmd.AddCommand(newWebhookServeCmd(g))
+	cmd.AddCommand(newWebhookServeCmd(g), newWebhookExceptionCmd(g))
 	return cmd
 }
 
@@ -90,7 +92,19 @@ The certificate and key are read again when they change on disk. GET
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 			metrics := admission.NewMetrics(reg)
 			rv := &registryVerdicts{keys: keys, plainHTTP: cfg.PlainHTTP, insecure: g.insecure}
-			checker := admission.NewChecker(cfg, rv, admission.Options{Resolver: rv, Metrics: metrics, Logger: log})
+			opts := admission.Options{Resolver: rv, Metrics: metrics, Logger: log}
+			if len(cfg.BreakGlassPEM) > 0 {
+				var bg breakGlassKeys
+				for i, pem := range cfg.BreakGlassPEM {
+					k, err := sign.LoadVerifier(pem, cfg.BreakGlass.Trust[i])
+					if err != nil {
+						return err
+					}
+					bg = append(bg, k)
+				}
+				opts.Exceptions = bg
+			}
+			checker := admission.NewChecker(cfg, rv, opts)
 
 			mux := http.NewServeMux()
 			mux.Handle("/validate", &admission.Handler{Checker: checker, MaxBytes: cfg.MaxRequestBytes, Metrics: metrics, Logger: log})
@@ -214,4 +228,87 @@ func readVerdicts(ctx context.Context, ref registry.Ref, keys []*sign.Verifier, 
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// breakGlassKeys verify break-glass exceptions.
+type breakGlassKeys []*sign.Verifier
+
+// VerifySignature implements admission.SignatureVerifier.
+func (ks breakGlassKeys) VerifySignature(payload, sig []byte) (string, error) {
+	for _, k := range ks {
+		if k.VerifySignature(bytes.NewReader(sig), bytes.NewReader(payload)) == nil {
+			return k.Name, nil
+		}
+	}
+	return "", fmt.Errorf("no key of %d matches", len(ks))
+}
+
+func newWebhookExceptionCmd(g *globals) *cobra.Command {
+	var (
+		keyPath, namespace, by, reason, ticket string
+		digests                                []string
+		ttl                                    time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "exception --key K.key --digest D --namespace NS --by WHO --reason WHY --ticket ID [--ttl 4h]",
+		Short: "Sign a break-glass exception for the admission webhook",
+		Long: `Exception signs a break-glass exception: permission to run the named
+digests in the namespaces matching --namespace without a pass verdict, until
+it expires. It prints the annotation to put on the object (and, for a
+Deployment or other template, on its pod template, so that its pods carry
+it). The webhook accepts it when admission.yaml lists the key's public half
+under break_glass.trust and the exception lasts no longer than
+break_glass.max_ttl (default 24h); every use is logged, annotated, counted
+(airlock_admission_break_glass_total) and returned as a warning. An
+exception never admits a revoked digest or a tag.
+
+The key's password comes from AIRLOCK_PASSWORD or COSIGN_PASSWORD.`,
+		Example: `  airlock webhook exception --key breakglass.key --digest sha256:4f… \
+    --namespace prod-support --by alice@example.com --ticket INC-1234 \
+    --reason "rollback to 1.3.2 while the gate's registry is down" --ttl 4h`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case keyPath == "":
+				return usageError{errors.New("--key is required")}
+			case len(digests) == 0:
+				return usageError{errors.New("--digest is required")}
+			case namespace == "" || by == "" || reason == "" || ticket == "":
+				return usageError{errors.New("--namespace, --by, --reason and --ticket are required: a break-glass exception says who, why and where")}
+			case ttl <= 0:
+				return usageError{errors.New("--ttl must be positive")}
+			}
+			for _, d := range digests {
+				if _, err := digest.Parse(d); err != nil {
+					return usageError{fmt.Errorf("--digest %q: %w", d, err)}
+				}
+			}
+			signer, err := loadSigner(g, keyPath)
+			if err != nil {
+				return err
+			}
+			now := time.Now().UTC().Truncate(time.Second)
+			payload, err := json.Marshal(admission.Exception{Schema: admission.ExceptionSchema, Digests: digests, Namespace: namespace,
+				By: by, Reason: reason, Ticket: ticket, Issued: now, Expires: now.Add(ttl)})
+			if err != nil {
+				return err
+			}
+			sig, err := signer.SignMessage(bytes.NewReader(payload))
+			if err != nil {
+				return fmt.Errorf("signing the exception: %w", err)
+			}
+			fmt.Fprintf(g.stderr, "exception for %s in %q until %s\n", strings.Join(digests, ", "), namespace, now.Add(ttl).Format(time.RFC3339))
+			fmt.Fprintf(g.stdout, "%s: %s\n", admission.ExceptionAnnotation, admission.EncodeException(payload, sig))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&keyPath, "key", "", "break-glass private key (airlock key generate)")
+	f.StringArrayVar(&digests, "digest", nil, "release digest it admits; repeat for several")
+	f.StringVar(&namespace, "namespace", "", "namespace pattern it applies in (path.Match glob)")
+	f.StringVar(&by, "by", "", "who breaks the glass")
+	f.StringVar(&reason, "reason", "", "why")
+	f.StringVar(&ticket, "ticket", "", "the incident or change ticket")
+	f.DurationVar(&ttl, "ttl", 4*time.Hour, "how long it lasts (at most the webhook's break_glass.max_ttl)")
+	return cmd
 }
