@@ -45,6 +45,30 @@ type Input struct {
 	// (eval.SUITE.pass_rate, bench.ttft_p95_ms, …), for slo.metrics limits
 	// and user policies.
 	Metrics map[string]float64 `json:"metrics"`
+	// Admission is the Kubernetes request, at stage admission only.
+	Admission *Admission `json:"admission,omitempty"`
+}
+
+// Admission is the Kubernetes request an admission decision is about: a
+// policy may deny a release by where and how it would run.
+type Admission struct {
+	Namespace string `json:"namespace"`
+	// Kind is GROUP/VERSION/KIND (v1/Pod, apps/v1/Deployment).
+	Kind      string `json:"kind"`
+	Name      string `json:"name"`
+	Operation string `json:"operation"`
+	// User and Groups are the requester's, as the API server says.
+	User   string   `json:"user"`
+	Groups []string `json:"groups"`
+	// Field is where the object names the release.
+	Field  string `json:"field"`
+	DryRun bool   `json:"dry_run"`
+	// Mode is the namespace's admission mode (enforce or warn).
+	Mode string `json:"mode"`
+	// Verdict says whether a pass verdict admitted the release (or a
+	// break-glass exception: BreakGlass).
+	Verdict    bool `json:"verdict"`
+	BreakGlass bool `json:"break_glass"`
 }
 
 // Environment is where the release would go.

@@ -120,6 +120,9 @@ func fullInput() *gate.Input {
 		Approvals: []gate.Approval{{By: "alice@example.com", For: []string{"safety"}, Reason: "stricter refusals", Ticket: "SEC-1", Subject: "sha256:1111",
 			Expires: now.Add(7 * 24 * time.Hour)}},
 		Metrics: map[string]float64{"eval.golden.pass_rate": 0.95, "bench.e2e_p95_ms": 450},
+		Admission: &gate.Admission{Namespace: "prod-support", Kind: "apps/v1/Deployment", Name: "support-bot", Operation: "CREATE",
+			User: "system:serviceaccount:argocd:argocd-application-controller", Groups: []string{"system:serviceaccounts"},
+			Field: "spec.template.spec.containers[0].image", Mode: "enforce", Verdict: true},
 	}
 }
 
@@ -203,6 +206,8 @@ func TestInputMatchesSchema(t *testing.T) {
 		{"approval without by", func(m map[string]any) { delete(first(m["approvals"]), "by") }},
 		{"no approvals", func(m map[string]any) { delete(m, "approvals") }},
 		{"now not a string", func(m map[string]any) { m["now"] = 1764590400 }},
+		{"admission operation DELETE", func(m map[string]any) { m["admission"].(map[string]any)["operation"] = "DELETE" }},
+		{"admission without a namespace", func(m map[string]any) { delete(m["admission"].(map[string]any), "namespace") }},
 		{"metric not a number", func(m map[string]any) { obj(m["metrics"])["bench.e2e_p95_ms"] = "450" }},
 		{"budget without limit", func(m map[string]any) {
 			delete(obj(obj(obj(m["slo"])["budgets"])["tokens_per_day"]), "limit")

@@ -178,7 +178,21 @@ revoked: [%s]
 timeout: 3s
 max_request_bytes: 65536
 break_glass: {trust: [breakglass.pub], max_ttl: 24h}
+policies: {dirs: [policies]}
 `, reg.Host, revoked)), 0o644))
+	// An admission policy of the gate's input schema: in prod-locked only
+	// the GitOps controller deploys; a break-glass admission is flagged.
+	must(t, os.MkdirAll(filepath.Join(work, "policies"), 0o755))
+	must(t, os.WriteFile(filepath.Join(work, "policies", "deployers.rego"), []byte(`package airlock.gate.deployers
+
+deny contains sprintf("%s may not deploy to %s; only Argo CD does", [input.admission.user, input.admission.namespace]) if {
+	input.stage == "admission"
+	input.admission.namespace == "prod-locked"
+	not startswith(input.admission.user, "system:serviceaccount:argocd:")
+}
+
+warn contains "admitted by a break-glass exception: open an incident review" if input.admission.break_glass
+`), 0o644))
 	certFile, keyPEM := filepath.Join(work, "tls.crt"), filepath.Join(work, "tls.key")
 	serial1 := writeCert(t, certFile, keyPEM)
 
@@ -284,6 +298,16 @@ break_glass: {trust: [breakglass.pub], max_ttl: 24h}
 	bgTmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{"airlock.dev/break-glass": exUnsigned}}, Spec: pod(at(unsigned)).Spec}
 	add("break-glass on a deployment's pod template", review("prod-a", admissionv1.Create, metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"},
 		&appsv1.Deployment{Spec: appsv1.DeploymentSpec{Template: bgTmpl}}), want{status: 200, allowed: true, warning: "break-glass exception by", decision: "allowed"})
+
+	// Admission policies.
+	as := func(user string) func(*admissionv1.AdmissionRequest) {
+		return func(r *admissionv1.AdmissionRequest) { r.UserInfo.Username = user }
+	}
+	add("policy denies a user", review("prod-locked", admissionv1.Create, podGVK, pod(at(good)), as("alice")),
+		denied("policy deployers: alice may not deploy to prod-locked"))
+	add("policy admits its deployer", review("prod-locked", admissionv1.Create, podGVK, pod(at(good)), as("system:serviceaccount:argocd:argocd-application-controller")), ok)
+	add("policy sees a break-glass admission", review("prod-a", admissionv1.Create, podGVK, withException(exUnsigned, at(unsigned))),
+		want{status: 200, allowed: true, warning: "policy deployers: admitted by a break-glass exception", decision: "allowed"})
 
 	// Warn mode.
 	add("warn mode admits with a warning", review("staging", admissionv1.Create, podGVK, pod(at(unsigned))),

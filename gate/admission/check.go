@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/airlock-dev/airlock/gate"
+	"github.com/airlock-dev/airlock/gate/rego"
 	"github.com/airlock-dev/airlock/registry"
 )
 
@@ -50,6 +51,9 @@ type Options struct {
 	// Exceptions verifies break-glass exceptions; without it none is
 	// accepted.
 	Exceptions SignatureVerifier
+	// Policies decide each release at stage admission (Config.Engine);
+	// nil: none.
+	Policies *rego.Engine
 	// Logger gets one line per decision (default: none).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
@@ -217,7 +221,60 @@ func (c *Checker) review(ctx context.Context, req *admissionv1.AdmissionRequest,
 			fs = append(fs, *f)
 		}
 	}
-	return c.conclude(res, mode, c.breakGlass(req, res, fs))
+	before := len(fs)
+	fs = c.breakGlass(req, res, fs)
+	if e := c.opts.Policies; e != nil {
+		waived := before > len(fs)
+		failed := map[string]bool{}
+		for _, f := range fs {
+			failed[f.digest] = true
+		}
+		for i, r := range releases {
+			verdict := findings[i] == nil
+			glass := !verdict && waived && !failed[r.ref.Digest.String()]
+			fs = append(fs, c.decide(ctx, e, req, mode, env, r.ref, r.fields[0], verdict, glass, res)...)
+		}
+	}
+	return c.conclude(res, mode, fs)
+}
+
+// decide runs the admission policies on one release; their denies are
+// findings, their warnings are returned as warnings. A decision that
+// cannot be taken denies (fail closed).
+func (c *Checker) decide(ctx context.Context, e *rego.Engine, req *admissionv1.AdmissionRequest, mode, env string, ref registry.Ref, field string, verdict, glass bool, res *admissionv1.AdmissionResponse) []finding {
+	var groups []string
+	groups = append(groups, req.UserInfo.Groups...)
+	in := &gate.Input{
+		Schema: gate.InputSchema, Stage: gate.StageAdmission, Now: c.now().UTC(),
+		Environment: gate.Environment{Name: env},
+		Release:     gate.Release{Ref: ref.String(), Digest: ref.Digest.String(), Annotations: map[string]string{}, Parts: []gate.Part{}, DataScopes: []string{}, Datasets: []gate.Dataset{}},
+		Signatures:  gate.Signatures{Keys: []gate.Signer{}, Problems: []string{}},
+		Evals:       []gate.EvalEvidence{}, Bench: []gate.BenchEvidence{},
+		Changes:   gate.Changes{Parts: []gate.PartChange{}, Roles: []string{}},
+		Approvals: []gate.Approval{}, Metrics: map[string]float64{},
+		Admission: &gate.Admission{Namespace: req.Namespace, Kind: gvkString(req.Kind), Name: req.Name, Operation: string(req.Operation),
+			User: req.UserInfo.Username, Groups: cmpSlice(groups), Field: field, DryRun: req.DryRun != nil && *req.DryRun,
+			Mode: mode, Verdict: verdict, BreakGlass: glass},
+	}
+	d := e.Decide(ctx, in)
+	for _, w := range d.Warn {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("airlock: %s (%s): policy %s: %s", ref, field, w.Policy, w.Msg))
+	}
+	var out []finding
+	for _, r := range d.Deny {
+		out = append(out, finding{msg: fmt.Sprintf("%s (%s): policy %s: %s", ref, field, r.Policy, r.Msg)})
+	}
+	if len(d.Deny) > 0 || len(d.Warn) > 0 {
+		res.AuditAnnotations["policy-revision"] = d.Revision
+	}
+	return out
+}
+
+func cmpSlice(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // breakGlass waives the verdict findings of the digests a valid exception

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -175,5 +177,24 @@ func TestConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.want)
 		}
+	}
+}
+
+func TestAPolicyThatFailsDenies(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "broken.rego"), []byte("package airlock.gate.broken\n\ndeny contains msg if {\n\tn := to_number(input.admission.namespace)\n\tmsg := sprintf(\"%v\", [n])\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Policies.Dirs = []string{dir}
+	e, err := cfg.Engine(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &countingReader{verdict: passFor(time.Now().Add(time.Hour))}
+	c := NewChecker(cfg, r, Options{Policies: e})
+	a := c.Review(context.Background(), podRequest(t, "reg.example/models/a@"+testDigest))
+	if a.Allowed || !strings.Contains(a.Result.Message, "policy engine") {
+		t.Fatalf("a policy that errors must deny, saying so: %+v", a.Result)
 	}
 }

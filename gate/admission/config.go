@@ -8,6 +8,7 @@ package admission
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/airlock-dev/airlock/gate"
+	"github.com/airlock-dev/airlock/gate/rego"
 	"github.com/airlock-dev/airlock/registry"
 )
 
@@ -70,12 +72,27 @@ type Config struct {
 	PlainHTTP []string `yaml:"plain_http"`
 	// BreakGlass accepts signed, expiring exceptions (none without it).
 	BreakGlass BreakGlassConfig `yaml:"break_glass"`
+	// Policies are Rego policies of the gate's input schema, decided for
+	// each release at stage admission (the built-in ones, about evidence,
+	// are the gate's and are not loaded here).
+	Policies PolicyConfig `yaml:"policies"`
 
 	// Dir is the config file's directory; TrustPEM the trusted keys read,
 	// BreakGlassPEM the break-glass keys.
 	Dir           string   `yaml:"-"`
 	TrustPEM      [][]byte `yaml:"-"`
 	BreakGlassPEM [][]byte `yaml:"-"`
+}
+
+// PolicyConfig loads admission policies.
+type PolicyConfig struct {
+	// Dirs hold .rego files (package airlock.gate.NAME), relative to the
+	// config file.
+	Dirs []string `yaml:"dirs"`
+	// Warn demotes the named policies' denies to warnings.
+	Warn []string `yaml:"warn"`
+	// Timeout bounds one decision (default 2s).
+	Timeout gate.Duration `yaml:"timeout"`
 }
 
 // BreakGlassConfig names the keys that may sign exceptions.
@@ -282,4 +299,27 @@ func (c *Config) IsRevoked(d string) bool {
 		}
 	}
 	return false
+}
+
+// Engine prepares the admission policies, nil when there are none.
+func (c *Config) Engine(ctx context.Context) (*rego.Engine, error) {
+	if len(c.Policies.Dirs) == 0 {
+		return nil, nil
+	}
+	var ms []rego.Module
+	for _, d := range c.Policies.Dirs {
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(c.Dir, d)
+		}
+		m, err := rego.LoadDir(d)
+		if err != nil {
+			return nil, fmt.Errorf("policies: %w", err)
+		}
+		ms = append(ms, m...)
+	}
+	e, err := rego.New(ctx, ms, rego.Options{Warn: c.Policies.Warn, Timeout: c.Policies.Timeout.Duration})
+	if err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	return e, nil
 }

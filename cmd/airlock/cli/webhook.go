@@ -104,6 +104,9 @@ The certificate and key are read again when they change on disk. GET
 				}
 				opts.Exceptions = bg
 			}
+			if opts.Policies, err = cfg.Engine(cmd.Context()); err != nil {
+				return err
+			}
 			checker := admission.NewChecker(cfg, rv, opts)
 
 			mux := http.NewServeMux()
