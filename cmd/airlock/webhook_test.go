@@ -24,6 +24,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -119,6 +122,19 @@ func TestWebhookCorpus(t *testing.T) {
 	attest(other, untrusted, "prod", gate.Pass, later)
 	revoked := push("revoked")
 	attest(signer, revoked, "prod", gate.Pass, later)
+	// Outside acme/*: a model release found by its artifact type, and a
+	// container image that is not one.
+	out, err := exec.Command(bin, "push", filepath.Join(work, "src-unsigned"), reg.Host+"/other/bot:1").CombinedOutput()
+	must(t, err)
+	typedLines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	typed := typedLines[len(typedLines)-1]
+	img, err := random.Image(512, 1)
+	must(t, err)
+	imgRef, err := name.ParseReference(reg.Host+"/other/server:1", name.Insecure)
+	must(t, err)
+	must(t, remote.Write(imgRef, img))
+	imgDigest, err := img.Digest()
+	must(t, err)
 
 	at := func(d string) string { return repo + "@" + d }
 
@@ -166,15 +182,17 @@ func TestWebhookCorpus(t *testing.T) {
 	must(t, os.WriteFile(keyFile, pub, 0o644))
 	config := filepath.Join(work, "admission.yaml")
 	must(t, os.WriteFile(config, []byte(fmt.Sprintf(`releases:
-  - registry: %s
+  - registry: %[1]s
     repository: "acme/*"
+  - registry: %[1]s
+    artifact_type: application/vnd.cncf.model.manifest.v1+json
 trust: [release.pub]
 environments:
   - {namespace: "prod-*", environment: prod}
   - {namespace: staging, environment: staging}
 modes:
   - {namespace: staging, mode: warn}
-revoked: [%s]
+revoked: [%[2]s]
 timeout: 3s
 max_request_bytes: 65536
 break_glass: {trust: [breakglass.pub], max_ttl: 24h}
@@ -298,6 +316,11 @@ warn contains "admitted by a break-glass exception: open an incident review" if 
 	bgTmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{"airlock.dev/break-glass": exUnsigned}}, Spec: pod(at(unsigned)).Spec}
 	add("break-glass on a deployment's pod template", review("prod-a", admissionv1.Create, metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"},
 		&appsv1.Deployment{Spec: appsv1.DeploymentSpec{Template: bgTmpl}}), want{status: 200, allowed: true, warning: "break-glass exception by", decision: "allowed"})
+
+	// Releases known by their artifact type.
+	add("a model release outside the patterns, by artifact type", review("prod-a", admissionv1.Create, podGVK, pod(typed)), denied("has no signed verdict"))
+	add("a container image in that registry is not a release", review("prod-a", admissionv1.Create, podGVK, pod(reg.Host+"/other/server@"+imgDigest.String())), ok)
+	add("an artifact type that cannot be read", review("prod-a", admissionv1.Create, podGVK, pod(reg.Host+"/other/missing:1")), denied("could not tell whether it is a model release"))
 
 	// Admission policies.
 	as := func(user string) func(*admissionv1.AdmissionRequest) {

@@ -30,6 +30,12 @@ type VerdictReader interface {
 	Verdicts(ctx context.Context, ref registry.Ref) ([]*gate.Verdict, error)
 }
 
+// Describer reads what a reference is: its manifest's artifactType, or
+// its config's media type when it has none.
+type Describer interface {
+	ArtifactType(ctx context.Context, ref registry.Ref) (string, error)
+}
+
 // Resolver tells the digest a tag points at, for the message that denies
 // the tag.
 type Resolver interface {
@@ -54,6 +60,9 @@ type Options struct {
 	// Policies decide each release at stage admission (Config.Engine);
 	// nil: none.
 	Policies *rego.Engine
+	// Describer reads artifact types for releases entries with
+	// artifact_type; without it such references are not releases.
+	Describer Describer
 	// Logger gets one line per decision (default: none).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
@@ -68,6 +77,8 @@ type Checker struct {
 	trustID  string
 	cache    *cache
 	group    singleflight.Group
+	types    *cache // artifact types by reference
+	typesSF  singleflight.Group
 }
 
 // NewChecker checks requests against cfg, reading verdicts with v.
@@ -81,6 +92,7 @@ func NewChecker(cfg *Config, v VerdictReader, opts Options) *Checker {
 		cfg: cfg, verdicts: v, opts: opts,
 		trustID: hex.EncodeToString(h.Sum(nil))[:16],
 		cache:   newCache(cfg.Cache.Size),
+		types:   newCache(cfg.Cache.Size),
 	}
 }
 
@@ -180,10 +192,26 @@ func (c *Checker) review(ctx context.Context, req *admissionv1.AdmissionRequest,
 	}
 	var releases []*release
 	byValue := map[string]*release{}
+	var lookupFailures []finding
 	for _, r := range refs {
 		parsed, err := registry.ParseRef(r.Value)
-		if err != nil || !c.cfg.IsRelease(parsed) {
+		if err != nil {
 			continue
+		}
+		if ok, types := c.cfg.IsRelease(parsed); !ok {
+			if len(types) == 0 {
+				continue
+			}
+			is, err := c.isArtifactType(ctx, parsed, types)
+			if err != nil {
+				// It may be a model release: an unanswered lookup is
+				// answered like an unreadable verdict.
+				lookupFailures = append(lookupFailures, finding{msg: fmt.Sprintf("%s (%s): could not tell whether it is a model release: %v", parsed, r.Field, err), unavailable: true})
+				continue
+			}
+			if !is {
+				continue
+			}
 		}
 		if rel, ok := byValue[r.Value]; ok {
 			rel.fields = append(rel.fields, r.Field)
@@ -194,7 +222,7 @@ func (c *Checker) review(ctx context.Context, req *admissionv1.AdmissionRequest,
 		releases = append(releases, rel)
 	}
 	if len(releases) == 0 {
-		return Allowed
+		return c.conclude(res, mode, lookupFailures)
 	}
 	var names []string
 	for _, r := range releases {
@@ -215,7 +243,7 @@ func (c *Checker) review(ctx context.Context, req *admissionv1.AdmissionRequest,
 		})
 	}
 	wg.Wait()
-	var fs []finding
+	fs := lookupFailures
 	for _, f := range findings {
 		if f != nil {
 			fs = append(fs, *f)
@@ -417,6 +445,39 @@ func (c *Checker) verdict(ctx context.Context, ref registry.Ref, env string) err
 	}
 }
 
+// isArtifactType reads ref's artifact type (cached; concurrent lookups
+// of one reference share one read) and reports whether it is one of
+// types.
+func (c *Checker) isArtifactType(ctx context.Context, ref registry.Ref, types []string) (bool, error) {
+	if c.opts.Describer == nil {
+		return false, nil
+	}
+	key := ref.String()
+	typ, ok := c.types.value(key, c.now())
+	if !ok {
+		ch := c.typesSF.DoChan(key, func() (any, error) {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout.Duration)
+			defer cancel()
+			t, err := c.opts.Describer.ArtifactType(rctx, ref)
+			if err != nil {
+				return "", err
+			}
+			c.types.putValue(key, t, c.now().Add(c.cfg.Cache.TTL.Duration))
+			return t, nil
+		})
+		select {
+		case r := <-ch:
+			if r.Err != nil {
+				return false, r.Err
+			}
+			typ = r.Val.(string)
+		case <-ctx.Done():
+			return false, fmt.Errorf("no answer within %s: %w", c.cfg.Timeout.Duration, ctx.Err())
+		}
+	}
+	return slices.Contains(types, typ), nil
+}
+
 // conclude turns findings into the answer of mode.
 func (c *Checker) conclude(res *admissionv1.AdmissionResponse, mode string, fs []finding) string {
 	if len(fs) == 0 {
@@ -474,6 +535,7 @@ type cache struct {
 
 type cacheEntry struct {
 	key   string
+	val   string
 	until time.Time
 }
 
@@ -482,33 +544,42 @@ func newCache(size int) *cache {
 }
 
 func (c *cache) get(key string, now time.Time) bool {
+	_, ok := c.value(key, now)
+	return ok
+}
+
+func (c *cache) value(key string, now time.Time) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.items[key]
 	if !ok {
-		return false
+		return "", false
 	}
-	if !now.Before(e.Value.(*cacheEntry).until) {
+	ent := e.Value.(*cacheEntry)
+	if !now.Before(ent.until) {
 		c.ll.Remove(e)
 		delete(c.items, key)
-		return false
+		return "", false
 	}
 	c.ll.MoveToFront(e)
-	return true
+	return ent.val, true
 }
 
-func (c *cache) put(key string, until time.Time) {
+func (c *cache) put(key string, until time.Time) { c.putValue(key, "", until) }
+
+func (c *cache) putValue(key, val string, until time.Time) {
 	if c.size <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.items[key]; ok {
-		e.Value.(*cacheEntry).until = until
+		ent := e.Value.(*cacheEntry)
+		ent.val, ent.until = val, until
 		c.ll.MoveToFront(e)
 		return
 	}
-	c.items[key] = c.ll.PushFront(&cacheEntry{key: key, until: until})
+	c.items[key] = c.ll.PushFront(&cacheEntry{key: key, val: val, until: until})
 	for c.ll.Len() > c.size {
 		last := c.ll.Back()
 		c.ll.Remove(last)

@@ -103,12 +103,18 @@ type BreakGlassConfig struct {
 	MaxTTL gate.Duration `yaml:"max_ttl"`
 }
 
-// ReleaseMatch selects references by registry and repository.
+// ReleaseMatch selects references by registry and repository, and
+// optionally by what the registry says the artifact is.
 type ReleaseMatch struct {
 	// Registry is host[:port], exactly.
 	Registry string `yaml:"registry"`
 	// Repository is a path.Match pattern ("models/*"); empty matches all.
 	Repository string `yaml:"repository"`
+	// ArtifactType, when set, also requires the manifest's artifactType
+	// (or, without one, its config's media type) to be this, read from
+	// the registry once per reference and cached
+	// (application/vnd.cncf.model.manifest.v1+json for ModelPack).
+	ArtifactType string `yaml:"artifact_type"`
 }
 
 // NamespaceEnvironment maps a namespace pattern to an environment.
@@ -275,20 +281,24 @@ func (c *Config) ModeOf(namespace string) string {
 	return c.Mode
 }
 
-// IsRelease reports whether a reference names a model release.
-func (c *Config) IsRelease(r registry.Ref) bool {
+// IsRelease reports whether a reference names a model release by
+// registry and repository alone; artifactTypes lists the artifact types
+// that would make it one after a registry lookup (entries with
+// artifact_type that match the registry and repository).
+func (c *Config) IsRelease(r registry.Ref) (release bool, artifactTypes []string) {
 	for _, m := range c.Releases {
 		if !strings.EqualFold(m.Registry, r.Registry) {
 			continue
 		}
-		if m.Repository == "" {
-			return true
+		if ok, _ := path.Match(m.Repository, r.Repository); m.Repository != "" && !ok {
+			continue
 		}
-		if ok, _ := path.Match(m.Repository, r.Repository); ok {
-			return true
+		if m.ArtifactType == "" {
+			return true, nil
 		}
+		artifactTypes = append(artifactTypes, m.ArtifactType)
 	}
-	return false
+	return false, artifactTypes
 }
 
 // IsRevoked reports whether a digest is on the kill-switch list.

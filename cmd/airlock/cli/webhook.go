@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -92,7 +93,7 @@ The certificate and key are read again when they change on disk. GET
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 			metrics := admission.NewMetrics(reg)
 			rv := &registryVerdicts{keys: keys, plainHTTP: cfg.PlainHTTP, insecure: g.insecure}
-			opts := admission.Options{Resolver: rv, Metrics: metrics, Logger: log}
+			opts := admission.Options{Resolver: rv, Describer: rv, Metrics: metrics, Logger: log}
 			if len(cfg.BreakGlassPEM) > 0 {
 				var bg breakGlassKeys
 				for i, pem := range cfg.BreakGlassPEM {
@@ -202,6 +203,41 @@ func (r *registryVerdicts) Resolve(ctx context.Context, ref registry.Ref) (diges
 		return "", err
 	}
 	return desc.Digest, nil
+}
+
+// ArtifactType implements admission.Describer: the manifest's
+// artifactType, else its config's media type.
+func (r *registryVerdicts) ArtifactType(ctx context.Context, ref registry.Ref) (string, error) {
+	c, err := client.New(client.Options{PlainHTTP: r.plain(ref), Insecure: r.insecure, UserAgent: "airlock-webhook/" + version()})
+	if err != nil {
+		return "", err
+	}
+	repo, err := c.Repository(ref)
+	if err != nil {
+		return "", err
+	}
+	reference := ref.Reference()
+	if reference == "" {
+		reference = "latest"
+	}
+	_, rc, err := repo.FetchReference(ctx, reference)
+	if err != nil {
+		return "", fmt.Errorf("reading the manifest of %s: %w", ref, err)
+	}
+	defer rc.Close()
+	var m struct {
+		ArtifactType string `json:"artifactType"`
+		Config       struct {
+			MediaType string `json:"mediaType"`
+		} `json:"config"`
+	}
+	if err := json.NewDecoder(io.LimitReader(rc, 4<<20)).Decode(&m); err != nil {
+		return "", fmt.Errorf("reading the manifest of %s: %w", ref, err)
+	}
+	if m.ArtifactType != "" {
+		return m.ArtifactType, nil
+	}
+	return m.Config.MediaType, nil
 }
 
 // readVerdicts reads the verdicts on ref's digest signed by one of keys.
