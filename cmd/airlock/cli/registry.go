@@ -224,7 +224,6 @@ func serveRegistry(ctx context.Context, g *globals, cfg *registryConfig) error {
 		return err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	errc := make(chan error, 1)
 	scheme := "http"
 	if cfg.TLS.Cert != "" {
 		scheme = "https"
@@ -233,20 +232,26 @@ func serveRegistry(ctx context.Context, g *globals, cfg *registryConfig) error {
 	// (which serialises its writes) may write to stderr.
 	log.Info("registry listening", "url", scheme+"://"+ln.Addr().String(), "root", cfg.Root, "auth", cfg.Auth != nil)
 	fmt.Fprintf(g.stderr, "airlock registry serving %s://%s from %s\n", scheme, ln.Addr(), cfg.Root)
-	go func() {
+	return serveUntilDone(ctx, srv, log, 30*time.Second, func() error {
 		if cfg.TLS.Cert != "" {
-			errc <- srv.ServeTLS(ln, cfg.TLS.Cert, cfg.TLS.Key)
-		} else {
-			errc <- srv.Serve(ln)
+			return srv.ServeTLS(ln, cfg.TLS.Cert, cfg.TLS.Key)
 		}
-	}()
+		return srv.Serve(ln)
+	})
+}
+
+// serveUntilDone runs serve until it fails or ctx ends, then drains the
+// server's requests for up to drain.
+func serveUntilDone(ctx context.Context, srv *http.Server, log *slog.Logger, drain time.Duration, serve func() error) error {
+	errc := make(chan error, 1)
+	go func() { errc <- serve() }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: draining requests")
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("draining: %w", err)

@@ -140,24 +140,7 @@ The certificate and key are read again when they change on disk. GET
 			log.Info("webhook listening", "url", "https://"+ln.Addr().String()+"/validate", "config", config,
 				"releases", len(cfg.Releases), "trusted_keys", len(keys), "environments", len(cfg.Environments), "mode", cfg.Mode)
 			fmt.Fprintf(g.stderr, "airlock webhook serving https://%s/validate\n", ln.Addr())
-			errc := make(chan error, 1)
-			go func() { errc <- srv.ServeTLS(ln, "", "") }()
-			ctx := cmd.Context()
-			select {
-			case err := <-errc:
-				return err
-			case <-ctx.Done():
-			}
-			log.Info("shutting down: draining requests")
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(sctx); err != nil {
-				return fmt.Errorf("draining: %w", err)
-			}
-			if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
+			return serveUntilDone(cmd.Context(), srv, log, 15*time.Second, func() error { return srv.ServeTLS(ln, "", "") })
 		},
 	}
 	f := cmd.Flags()
