@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -32,7 +33,7 @@ func newWebhookCmd(g *globals) *cobra.Command {
 		Use:   "webhook",
 		Short: "Run the Kubernetes admission webhook",
 	}
-	cmd.AddCommand(newWebhookServeCmd(g), newWebhookExceptionCmd(g))
+	cmd.AddCommand(newWebhookServeCmd(g), newWebhookExceptionCmd(g), newWebhookCertsCmd(g))
 	return cmd
 }
 
@@ -332,5 +333,65 @@ The key's password comes from AIRLOCK_PASSWORD or COSIGN_PASSWORD.`,
 	f.StringVar(&reason, "reason", "", "why")
 	f.StringVar(&ticket, "ticket", "", "the incident or change ticket")
 	f.DurationVar(&ttl, "ttl", 4*time.Hour, "how long it lasts (at most the webhook's break_glass.max_ttl)")
+	return cmd
+}
+
+func newWebhookCertsCmd(g *globals) *cobra.Command {
+	var (
+		dir      string
+		p        admission.CertPolicy
+		rotateCA bool
+	)
+	cmd := &cobra.Command{
+		Use:   "certs --dir DIR --dns NAME [--dns NAME…]",
+		Short: "Create and rotate the webhook's own certificates (without cert-manager)",
+		Long: `Certs keeps self-managed certificates in DIR up to date: a CA of the
+webhook's own (ca.crt, ca.key), the serving certificate it signs (tls.crt,
+tls.key, for the --dns names) and ca-bundle.pem, the CAs the API server must
+trust (the webhook configuration's caBundle). It creates what is missing and
+renews what is within --renew-before of its end; running it often (a CronJob)
+changes nothing that is not due.
+
+A CA rotation overlaps: the next CA joins ca-bundle.pem at once, but signs
+the serving certificate only after --overlap, time to publish the bundle to
+the webhook configuration; the old CA stays in the bundle until it expires.
+When ca-bundle.pem changes, this prints the command that publishes it.
+airlock webhook serve reads the new serving certificate without a restart.`,
+		Example: `  airlock webhook certs --dir /etc/airlock/tls --dns airlock-webhook.airlock-system.svc
+  airlock webhook certs --dir certs --dns airlock-webhook.airlock-system.svc --rotate-ca`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" || len(p.DNSNames) == 0 {
+				return usageError{errors.New("--dir and --dns are required")}
+			}
+			p.RotateCA = rotateCA
+			ch, err := admission.RotateCerts(dir, p)
+			if err != nil {
+				return err
+			}
+			if len(ch.Actions) == 0 {
+				fmt.Fprintln(g.stderr, "certificates are up to date")
+			}
+			for _, a := range ch.Actions {
+				fmt.Fprintln(g.stderr, a)
+			}
+			if ch.BundleChanged {
+				fmt.Fprintf(g.stdout, "publish the CA bundle to the webhook configuration:\n  kubectl patch validatingwebhookconfiguration airlock-admission --type=json -p \"[{\\\"op\\\":\\\"replace\\\",\\\"path\\\":\\\"/webhooks/0/clientConfig/caBundle\\\",\\\"value\\\":\\\"$(base64 -w0 %s)\\\"}]\"\n",
+					filepath.Join(dir, "ca-bundle.pem"))
+			}
+			if ch.NextStep != "" {
+				fmt.Fprintln(g.stdout, ch.NextStep)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", "", "directory of the certificates (created if missing)")
+	f.StringArrayVar(&p.DNSNames, "dns", nil, "DNS name of the serving certificate (the Service's, such as airlock-webhook.airlock-system.svc); repeat for several")
+	f.DurationVar(&p.CAValidity, "ca-validity", 10*365*24*time.Hour, "life of a new CA")
+	f.DurationVar(&p.Validity, "validity", 90*24*time.Hour, "life of a serving certificate")
+	f.DurationVar(&p.RenewBefore, "renew-before", 30*24*time.Hour, "renew a certificate or the CA this long before it expires")
+	f.DurationVar(&p.Overlap, "overlap", 24*time.Hour, "how long a new CA is in the bundle before it signs")
+	f.BoolVar(&rotateCA, "rotate-ca", false, "start a CA rotation now")
 	return cmd
 }
