@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/airlock-dev/airlock/gate"
+	"github.com/airlock-dev/airlock/gate/admission"
 	"github.com/airlock-dev/airlock/registry"
 	"github.com/airlock-dev/airlock/registry/sign"
 )
@@ -57,30 +57,16 @@ func (v *verdictGuard) AllowTag(ctx context.Context, repo, tag string, target oc
 	env := v.environment(tag)
 	ref := registry.Ref{Registry: guardHost, Repository: repo, Digest: target.Digest}
 	now := v.now()
-	rep, err := sign.Verify(ctx, ref, target.Digest, v.keys, sign.VerifyOptions{Layout: sign.LayoutBundle, PredicateType: gate.VerdictType, Now: func() time.Time { return now }}, v.remote)
-	if err != nil && !errors.Is(err, sign.ErrNotVerified) {
-		return fmt.Errorf("reading the verdicts of %s: %w", target.Digest, err)
-	}
-	if rep != nil && len(rep.Problems) > 0 {
-		var why []string
-		for _, p := range rep.Problems {
-			why = append(why, p.Reason)
-		}
-		return fmt.Errorf("%w: %s has a broken verdict attestation: %s", registry.ErrTagProtected, target.Digest, strings.Join(why, "; "))
-	}
-	var verdicts []*gate.Verdict
-	if rep != nil {
-		for _, m := range rep.Matches {
-			vd, err := gate.ParseVerdict(m.Predicate)
-			if err != nil {
-				return fmt.Errorf("%w: verdict %s: %w", registry.ErrTagProtected, m.Referrer, err)
-			}
-			verdicts = append(verdicts, vd)
-		}
+	verdicts, expired, err := readVerdicts(ctx, ref, v.keys, v.remote, now)
+	switch {
+	case errors.Is(err, admission.ErrBadVerdict):
+		return fmt.Errorf("%w: %s: %w", registry.ErrTagProtected, target.Digest, err)
+	case err != nil:
+		return err
 	}
 	if err := gate.Admit(verdicts, target.Digest.String(), env, now); err != nil {
-		if rep != nil && len(verdicts) == 0 && len(rep.Expired) > 0 {
-			err = fmt.Errorf("%w: %s", err, rep.Expired[len(rep.Expired)-1].Reason)
+		if len(verdicts) == 0 && len(expired) > 0 {
+			err = fmt.Errorf("%w: %s", err, expired[len(expired)-1])
 		}
 		v.log.Warn("tag refused", "repo", repo, "tag", tag, "digest", target.Digest, "environment", env, "reason", err.Error())
 		return fmt.Errorf("%w: %w", registry.ErrTagProtected, err)

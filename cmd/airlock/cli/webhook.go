@@ -170,7 +170,8 @@ func (r *registryVerdicts) plain(ref registry.Ref) bool {
 // Verdicts implements admission.VerdictReader.
 func (r *registryVerdicts) Verdicts(ctx context.Context, ref registry.Ref) ([]*gate.Verdict, error) {
 	remote := sign.Remote{PlainHTTP: r.plain(ref), Insecure: r.insecure, UserAgent: "airlock-webhook/" + version()}
-	return readVerdicts(ctx, ref, r.keys, remote, time.Now())
+	vs, _, err := readVerdicts(ctx, ref, r.keys, remote, time.Now())
+	return vs, err
 }
 
 // Resolve implements admission.Resolver.
@@ -224,33 +225,38 @@ func (r *registryVerdicts) ArtifactType(ctx context.Context, ref registry.Ref) (
 	return m.Config.MediaType, nil
 }
 
-// readVerdicts reads the verdicts on ref's digest signed by one of keys.
-// A broken verdict attestation is admission.ErrBadVerdict; a registry
-// that cannot be read is any other error.
-func readVerdicts(ctx context.Context, ref registry.Ref, keys []*sign.Verifier, remote sign.Remote, now time.Time) ([]*gate.Verdict, error) {
+// readVerdicts reads the verdicts on ref's digest signed by one of keys,
+// and why expired ones were set aside. A broken verdict attestation is
+// admission.ErrBadVerdict; a registry that cannot be read is any other
+// error. The registry's tag guard and the webhook both read verdicts so.
+func readVerdicts(ctx context.Context, ref registry.Ref, keys []*sign.Verifier, remote sign.Remote, now time.Time) ([]*gate.Verdict, []string, error) {
 	rep, err := sign.Verify(ctx, ref, ref.Digest, keys, sign.VerifyOptions{Layout: sign.LayoutBundle, PredicateType: gate.VerdictType, Now: func() time.Time { return now }}, remote)
 	if err != nil && !errors.Is(err, sign.ErrNotVerified) {
-		return nil, fmt.Errorf("reading the verdicts of %s: %w", ref.Digest, err)
+		return nil, nil, fmt.Errorf("reading the verdicts of %s: %w", ref.Digest, err)
 	}
 	if rep == nil {
-		return nil, nil
+		return nil, nil, nil
+	}
+	var expired []string
+	for _, e := range rep.Expired {
+		expired = append(expired, e.Reason)
 	}
 	if len(rep.Problems) > 0 {
 		var why []string
 		for _, p := range rep.Problems {
 			why = append(why, p.Reason)
 		}
-		return nil, fmt.Errorf("%w: %s", admission.ErrBadVerdict, strings.Join(why, "; "))
+		return nil, expired, fmt.Errorf("%w: %s", admission.ErrBadVerdict, strings.Join(why, "; "))
 	}
 	var out []*gate.Verdict
 	for _, m := range rep.Matches {
 		v, err := gate.ParseVerdict(m.Predicate)
 		if err != nil {
-			return nil, fmt.Errorf("%w: verdict %s: %w", admission.ErrBadVerdict, m.Referrer, err)
+			return nil, expired, fmt.Errorf("%w: verdict %s: %w", admission.ErrBadVerdict, m.Referrer, err)
 		}
 		out = append(out, v)
 	}
-	return out, nil
+	return out, expired, nil
 }
 
 // breakGlassKeys verify break-glass exceptions.
