@@ -3,14 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"math/big"
@@ -540,28 +534,13 @@ warn contains "admitted by a break-glass exception: open an incident review" if 
 	})
 }
 
-// writeCert writes a fresh self-signed certificate for 127.0.0.1 and
-// returns its serial number.
+// writeCert writes a fresh certificate for 127.0.0.1 and returns its
+// serial number.
 func writeCert(t *testing.T, certFile, keyFile string) *big.Int {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := regtest.WriteLoopbackCert(certFile, keyFile)
 	must(t, err)
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	must(t, err)
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "airlock-webhook"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	must(t, err)
-	kb, err := x509.MarshalECPrivateKey(key)
-	must(t, err)
-	// Key first, then certificate: a reload between the two writes fails
-	// to match and keeps the old pair.
-	must(t, os.WriteFile(keyFile+".tmp", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600))
-	must(t, os.WriteFile(certFile+".tmp", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
-	must(t, os.Rename(keyFile+".tmp", keyFile))
-	must(t, os.Rename(certFile+".tmp", certFile))
-	return serial
+	return c.SerialNumber
 }
 
 func servedSerial(t *testing.T, addr string) *big.Int {
