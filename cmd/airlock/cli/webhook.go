@@ -55,7 +55,9 @@ storage-initializer arguments, oci:// storage URIs), chosen by registry and
 repository in the config. Each must be pinned by digest, not revoked, and
 carry a pass verdict of airlock gate for the namespace's environment, signed
 by a trusted key and unexpired. Passes are cached per digest; warn mode
-admits with warnings. See docs/admission.md.
+admits with warnings. Policies of the gate's input schema (policies.dirs) and
+signed break-glass exceptions (airlock webhook exception) apply when the
+config names them. See docs/admission.md.
 
 The certificate and key are read again when they change on disk. GET
 /healthz, /readyz and /metrics (airlock_admission_*) are served too.`,
@@ -136,7 +138,6 @@ The certificate and key are read again when they change on disk. GET
 				ReadTimeout:       15 * time.Second,
 				WriteTimeout:      cfg.Timeout.Duration + 5*time.Second,
 				IdleTimeout:       2 * time.Minute,
-				ErrorLog:          nil,
 			}
 			log.Info("webhook listening", "url", "https://"+ln.Addr().String()+"/validate", "config", config,
 				"releases", len(cfg.Releases), "trusted_keys", len(keys), "environments", len(cfg.Environments), "mode", cfg.Mode)
