@@ -51,8 +51,9 @@ func newWebhookServeCmd(g *globals) *cobra.Command {
 For each Pod or pod template (Deployment, ReplicaSet, StatefulSet, DaemonSet,
 Job, CronJob) and KServe InferenceService it finds the model releases the
 object would run (containers, init and ephemeral containers, image volumes,
-storage-initializer arguments, oci:// storage URIs), chosen by registry and
-repository in the config. Each must be pinned by digest, not revoked, and
+storage-initializer arguments, oci:// storage URIs), chosen in the config by
+registry and repository pattern or by artifact type. Each must be pinned by
+digest, not revoked, and
 carry a pass verdict of airlock gate for the namespace's environment, signed
 by a trusted key and unexpired. Passes are cached per digest; warn mode
 admits with warnings. Policies of the gate's input schema (policies.dirs) and
