@@ -210,7 +210,7 @@ warn contains "admitted by a break-glass exception: open an incident review" if 
 
 	addr := freeAddr(t)
 	srv := exec.Command(bin, "webhook", "serve", "--config", config, "--addr", addr,
-		"--tls-cert", certFile, "--tls-key", keyPEM, "--tls-check", "100ms", "--log-format", "json")
+		"--tls-cert", certFile, "--tls-key", keyPEM, "--tls-check", "100ms", "--config-check", "100ms", "--log-format", "json")
 	var logs lockedLog
 	srv.Stdout, srv.Stderr = &logs, &logs
 	must(t, srv.Start())
@@ -517,6 +517,44 @@ warn contains "admitted by a break-glass exception: open an incident review" if 
 	if m := metrics(); strings.Contains(m, "airlock_admission_registry_errors_total 0\n") {
 		t.Errorf("the outage is not counted:\n%s", grepLines(m, "airlock_admission_registry"))
 	}
+
+	// The kill-switch is flipped on disk: the next answers deny the
+	// cached release, without a restart; a broken config keeps the last
+	// good one.
+	t.Run("kill-switch reload", func(t *testing.T) {
+		old, err := os.ReadFile(config)
+		must(t, err)
+		must(t, os.WriteFile(config, []byte(strings.Replace(string(old), "revoked: ["+revoked+"]", "revoked: ["+revoked+", "+good+"]", 1)), 0o644))
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, body, res := post(t, review("prod-a", admissionv1.Create, podGVK, pod(at(good))))
+			if res != nil && !res.Allowed && strings.Contains(res.Result.Message, "is revoked") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("revoking on disk did not take effect: %s", body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		must(t, os.WriteFile(config, []byte("releases: [\n"), 0o644))
+		deadline = time.Now().Add(10 * time.Second)
+		for {
+			res, err := hc.Get(base + "/readyz")
+			must(t, err)
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if strings.Contains(string(b), "config reload failed") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/readyz does not report the broken config: %s", b)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if _, body, res := post(t, review("prod-a", admissionv1.Create, podGVK, pod(at(good)))); res == nil || res.Allowed || !strings.Contains(res.Result.Message, "is revoked") {
+			t.Fatalf("a broken config must leave the last good one deciding: %s", body)
+		}
+	})
 
 	// A new certificate on disk is served without a restart.
 	t.Run("certificate reload", func(t *testing.T) {

@@ -333,3 +333,31 @@ func (c *Config) Engine(ctx context.Context) (*rego.Engine, error) {
 	}
 	return e, nil
 }
+
+// Files are the files a config was read from: the config itself (file),
+// its keys, and the policy files, for a watcher to see changes.
+func (c *Config) Files(file string) []string {
+	out := []string{file}
+	abs := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(c.Dir, p)
+	}
+	for _, k := range c.Trust {
+		out = append(out, abs(k))
+	}
+	for _, k := range c.BreakGlass.Trust {
+		out = append(out, abs(k))
+	}
+	for _, d := range c.Policies.Dirs {
+		d = abs(d)
+		_ = filepath.WalkDir(d, func(p string, e os.DirEntry, err error) error {
+			if err == nil && !e.IsDir() && strings.HasSuffix(p, ".rego") {
+				out = append(out, p)
+			}
+			return nil
+		})
+	}
+	return out
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -19,14 +20,23 @@ import (
 
 // Handler serves AdmissionReview v1 over HTTP (POST, JSON). A request
 // that is not an AdmissionReview gets a 4xx with the reason; an answer is
-// always an AdmissionReview with the request's UID.
+// always an AdmissionReview with the request's UID. Its Checker can be
+// replaced while it serves (a reloaded config).
 type Handler struct {
-	Checker *Checker
-	// MaxBytes bounds a request body.
-	MaxBytes int64
-	Metrics  *Metrics
-	Logger   *slog.Logger
+	checker atomic.Pointer[Checker]
+	Metrics *Metrics
+	Logger  *slog.Logger
 }
+
+// NewHandler serves c's answers.
+func NewHandler(c *Checker, m *Metrics, log *slog.Logger) *Handler {
+	h := &Handler{Metrics: m, Logger: log}
+	h.checker.Store(c)
+	return h
+}
+
+// SetChecker makes c answer from the next request on.
+func (h *Handler) SetChecker(c *Checker) { h.checker.Store(c) }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
@@ -38,11 +48,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "airlock admission: the body must be application/json", http.StatusUnsupportedMediaType)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxBytes))
+	c := h.checker.Load()
+	limit := c.cfg.MaxRequestBytes
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			h.bad(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is over %d bytes (max_request_bytes)", h.MaxBytes))
+			h.bad(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is over %d bytes (max_request_bytes)", limit))
 			return
 		}
 		h.bad(w, http.StatusBadRequest, fmt.Sprintf("reading the request: %v", err))
@@ -64,7 +76,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.bad(w, http.StatusBadRequest, "the AdmissionReview's request has no uid")
 		return
 	}
-	res := h.review(r, review.Request)
+	res := h.review(r, c, review.Request)
 	out := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: res}
 	w.Header().Set("Content-Type", "application/json")
 	if err := json.NewEncoder(w).Encode(out); err != nil && h.Logger != nil {
@@ -75,7 +87,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // review answers a request; a panic in the checks denies with the reason
 // rather than dropping the connection (the API server would apply the
 // failure policy, which may be Ignore).
-func (h *Handler) review(r *http.Request, req *admissionv1.AdmissionRequest) (res *admissionv1.AdmissionResponse) {
+func (h *Handler) review(r *http.Request, c *Checker, req *admissionv1.AdmissionRequest) (res *admissionv1.AdmissionResponse) {
 	defer func() {
 		if p := recover(); p != nil {
 			if h.Logger != nil {
@@ -90,7 +102,7 @@ func (h *Handler) review(r *http.Request, req *admissionv1.AdmissionRequest) (re
 					Message: fmt.Sprintf("airlock: internal error, denied (fail closed): %v", p)}}
 		}
 	}()
-	return h.Checker.Review(r.Context(), req)
+	return c.Review(r.Context(), req)
 }
 
 func (h *Handler) bad(w http.ResponseWriter, code int, msg string) {

@@ -8,11 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -41,7 +44,7 @@ func newWebhookServeCmd(g *globals) *cobra.Command {
 	var (
 		config, addr, certFile, keyFile string
 		logFormat, logLevel             string
-		tlsCheck                        time.Duration
+		tlsCheck, configCheck           time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -60,7 +63,10 @@ admits with warnings. Policies of the gate's input schema (policies.dirs) and
 signed break-glass exceptions (airlock webhook exception) apply when the
 config names them. See docs/admission.md.
 
-The certificate and key are read again when they change on disk. GET
+The certificate and key, admission.yaml and the keys and policies it names are
+read again when they change on disk (a revoked digest takes effect without a
+restart; a config that fails to load keeps the previous one, and /readyz says
+why). GET
 /healthz, /readyz and /metrics (airlock_admission_*) are served too.`,
 		Example: `  airlock webhook serve --config admission.yaml --tls-cert tls.crt --tls-key tls.key
   airlock webhook serve --config /etc/airlock/admission.yaml --addr :8443 \
@@ -77,54 +83,38 @@ The certificate and key are read again when they change on disk. GET
 			if err != nil {
 				return usageError{err}
 			}
-			cfg, err := admission.LoadConfig(config)
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			metrics := admission.NewMetrics(reg)
+			build := func() (*admission.Checker, *admission.Config, error) {
+				return buildChecker(cmd.Context(), config, g.insecure, metrics, log)
+			}
+			checker, cfg, err := build()
 			if err != nil {
 				return err
-			}
-			var keys []*sign.Verifier
-			for i, pem := range cfg.TrustPEM {
-				k, err := sign.LoadVerifier(pem, cfg.Trust[i])
-				if err != nil {
-					return err
-				}
-				keys = append(keys, k)
 			}
 			certs := &admission.CertReloader{CertFile: certFile, KeyFile: keyFile, Check: tlsCheck}
 			if err := certs.Load(); err != nil {
 				return err
 			}
-			reg := prometheus.NewRegistry()
-			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-			metrics := admission.NewMetrics(reg)
-			rv := &registryVerdicts{keys: keys, plainHTTP: cfg.PlainHTTP, insecure: g.insecure}
-			opts := admission.Options{Resolver: rv, Describer: rv, Metrics: metrics, Logger: log}
-			if len(cfg.BreakGlassPEM) > 0 {
-				var bg breakGlassKeys
-				for i, pem := range cfg.BreakGlassPEM {
-					k, err := sign.LoadVerifier(pem, cfg.BreakGlass.Trust[i])
-					if err != nil {
-						return err
-					}
-					bg = append(bg, k)
-				}
-				opts.Exceptions = bg
-			}
-			if opts.Policies, err = cfg.Engine(cmd.Context()); err != nil {
-				return err
-			}
-			checker := admission.NewChecker(cfg, rv, opts)
+			handler := admission.NewHandler(checker, metrics, log)
+			reload := &configReloader{files: cfg.Files(config), build: build, set: handler.SetChecker, log: log}
+			go reload.watch(cmd.Context(), configCheck)
 
 			mux := http.NewServeMux()
-			mux.Handle("/validate", &admission.Handler{Checker: checker, MaxBytes: cfg.MaxRequestBytes, Metrics: metrics, Logger: log})
+			mux.Handle("/validate", handler)
 			mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 			mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+				// A failed reload keeps the last good certificate and
+				// config in use; say why, without taking the pod out.
+				msg := "ok"
 				if err := certs.Err(); err != nil {
-					// The last good certificate is still served; say why
-					// the new one is not, without taking the pod out.
-					fmt.Fprintf(w, "ok (certificate reload failed, serving the previous one: %v)\n", err)
-					return
+					msg += fmt.Sprintf(" (certificate reload failed, serving the previous one: %v)", err)
 				}
-				fmt.Fprintln(w, "ok")
+				if err := reload.Err(); err != nil {
+					msg += fmt.Sprintf(" (config reload failed, deciding with the previous one: %v)", err)
+				}
+				fmt.Fprintln(w, msg)
 			})
 			mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 
@@ -141,7 +131,7 @@ The certificate and key are read again when they change on disk. GET
 				IdleTimeout:       2 * time.Minute,
 			}
 			log.Info("webhook listening", "url", "https://"+ln.Addr().String()+"/validate", "config", config,
-				"releases", len(cfg.Releases), "trusted_keys", len(keys), "environments", len(cfg.Environments), "mode", cfg.Mode)
+				"releases", len(cfg.Releases), "trusted_keys", len(cfg.Trust), "environments", len(cfg.Environments), "mode", cfg.Mode)
 			fmt.Fprintf(g.stderr, "airlock webhook serving https://%s/validate\n", ln.Addr())
 			return serveUntilDone(cmd.Context(), srv, log, 15*time.Second, func() error { return srv.ServeTLS(ln, "", "") })
 		},
@@ -152,9 +142,106 @@ The certificate and key are read again when they change on disk. GET
 	f.StringVar(&certFile, "tls-cert", "", "TLS certificate (PEM), read again when it changes")
 	f.StringVar(&keyFile, "tls-key", "", "TLS private key (PEM), read again when it changes")
 	f.DurationVar(&tlsCheck, "tls-check", 10*time.Second, "how often the certificate files are looked at for changes")
+	f.DurationVar(&configCheck, "config-check", 10*time.Second, "how often admission.yaml and the files it names are looked at for changes (reloaded without a restart)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
+}
+
+// buildChecker loads admission.yaml and what it names into a Checker.
+func buildChecker(ctx context.Context, config string, insecure bool, metrics *admission.Metrics, log *slog.Logger) (*admission.Checker, *admission.Config, error) {
+	cfg, err := admission.LoadConfig(config)
+	if err != nil {
+		return nil, nil, err
+	}
+	var keys []*sign.Verifier
+	for i, pem := range cfg.TrustPEM {
+		k, err := sign.LoadVerifier(pem, cfg.Trust[i])
+		if err != nil {
+			return nil, nil, err
+		}
+		keys = append(keys, k)
+	}
+	rv := &registryVerdicts{keys: keys, plainHTTP: cfg.PlainHTTP, insecure: insecure}
+	opts := admission.Options{Resolver: rv, Describer: rv, Metrics: metrics, Logger: log}
+	if len(cfg.BreakGlassPEM) > 0 {
+		var bg breakGlassKeys
+		for i, pem := range cfg.BreakGlassPEM {
+			k, err := sign.LoadVerifier(pem, cfg.BreakGlass.Trust[i])
+			if err != nil {
+				return nil, nil, err
+			}
+			bg = append(bg, k)
+		}
+		opts.Exceptions = bg
+	}
+	if opts.Policies, err = cfg.Engine(ctx); err != nil {
+		return nil, nil, err
+	}
+	return admission.NewChecker(cfg, rv, opts), cfg, nil
+}
+
+// configReloader rebuilds the checker when admission.yaml or a file it
+// names changes; a build that fails keeps the previous checker.
+type configReloader struct {
+	files []string
+	build func() (*admission.Checker, *admission.Config, error)
+	set   func(*admission.Checker)
+	log   *slog.Logger
+
+	mu  sync.Mutex
+	err error
+}
+
+func (r *configReloader) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+func stamp(files []string) string {
+	var b strings.Builder
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil {
+			fmt.Fprintf(&b, "%s %d %d\n", f, fi.Size(), fi.ModTime().UnixNano())
+		} else {
+			fmt.Fprintf(&b, "%s missing\n", f)
+		}
+	}
+	return b.String()
+}
+
+func (r *configReloader) watch(ctx context.Context, every time.Duration) {
+	if every <= 0 {
+		return
+	}
+	last := stamp(r.files)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := stamp(r.files)
+		if now == last {
+			continue
+		}
+		last = now
+		c, cfg, err := r.build()
+		r.mu.Lock()
+		r.err = err
+		r.mu.Unlock()
+		if err != nil {
+			r.log.Error("config reload failed; deciding with the previous config", "error", err)
+			continue
+		}
+		r.files = cfg.Files(r.files[0])
+		last = stamp(r.files)
+		r.set(c)
+		r.log.Info("config reloaded", "revoked", len(cfg.Revoked), "releases", len(cfg.Releases), "trusted_keys", len(cfg.Trust))
+	}
 }
 
 // registryVerdicts reads verdicts and resolves tags in the registry a
