@@ -29,7 +29,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -211,7 +210,14 @@ func run(c config) error {
 		MaxConnsPerHost:     0,
 	}}
 
-	webhookAddr, noopAddr := freeAddr(), freeAddr()
+	webhookAddr, err := regtest.FreeLoopbackAddr()
+	if err != nil {
+		return err
+	}
+	noopAddr, err := regtest.FreeLoopbackAddr()
+	if err != nil {
+		return err
+	}
 	wh, err := start(bin, "webhook", "serve", "--config", cfgFile, "--addr", webhookAddr, "--tls-cert", certFile, "--tls-key", keyFile, "--log-level", "warn")
 	if err != nil {
 		return err
@@ -380,15 +386,6 @@ func writeCert(certFile, keyFile string) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	return pool, nil
-}
-
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer func() { _ = ln.Close() }()
-	return ln.Addr().String()
 }
 
 func waitHTTP(hc *http.Client, url string) error {

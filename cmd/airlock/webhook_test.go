@@ -8,13 +8,11 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -208,10 +206,11 @@ warn contains "admitted by a break-glass exception: open an incident review" if 
 	certFile, keyPEM := filepath.Join(work, "tls.crt"), filepath.Join(work, "tls.key")
 	serial1 := writeCert(t, certFile, keyPEM)
 
-	addr := freeAddr(t)
+	addr, err := regtest.FreeLoopbackAddr()
+	must(t, err)
 	srv := exec.Command(bin, "webhook", "serve", "--config", config, "--addr", addr,
 		"--tls-cert", certFile, "--tls-key", keyPEM, "--tls-check", "100ms", "--config-check", "100ms", "--log-format", "json")
-	var logs lockedLog
+	var logs regtest.LockedBuffer
 	srv.Stdout, srv.Stderr = &logs, &logs
 	must(t, srv.Start())
 	t.Cleanup(func() {
@@ -589,15 +588,6 @@ func servedSerial(t *testing.T, addr string) *big.Int {
 	return conn.ConnectionState().PeerCertificates[0].SerialNumber
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	addr := ln.Addr().String()
-	must(t, ln.Close())
-	return addr
-}
-
 func waitHTTP(t *testing.T, hc *http.Client, url string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -643,22 +633,4 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// lockedLog collects a process's output.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }

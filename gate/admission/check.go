@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"crypto/sha256"
@@ -362,7 +363,7 @@ func (c *Checker) breakGlass(req *admissionv1.AdmissionRequest, res *admissionv1
 func (c *Checker) check(ctx context.Context, ref registry.Ref, env string, fields []string) *finding {
 	where := strings.Join(fields, ", ")
 	if ref.Digest == "" {
-		tag := cmpOr(ref.Tag, "latest")
+		tag := cmp.Or(ref.Tag, "latest")
 		msg := fmt.Sprintf("%s (%s) is the tag %q, not a digest: a tag can move after the gate decided", ref, where, tag)
 		if r := c.opts.Resolver; r != nil {
 			if d, err := r.Resolve(ctx, ref); err == nil {
@@ -515,13 +516,6 @@ func gvkString(g metav1.GroupVersionKind) string {
 		return g.Version + "/" + g.Kind
 	}
 	return g.Group + "/" + g.Version + "/" + g.Kind
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // cache holds admitted (digest, environment, trust) keys until a time,

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -151,11 +152,7 @@ func LoadConfig(file string) (*Config, error) {
 	read := func(what string, paths []string) ([][]byte, error) {
 		var out [][]byte
 		for _, k := range paths {
-			p := k
-			if !filepath.IsAbs(p) {
-				p = filepath.Join(c.Dir, p)
-			}
-			pem, err := os.ReadFile(p)
+			pem, err := os.ReadFile(c.path(k))
 			if err != nil {
 				return nil, fmt.Errorf("%s: %s: %w", file, what, err)
 			}
@@ -302,13 +299,14 @@ func (c *Config) IsRelease(r registry.Ref) (release bool, artifactTypes []string
 }
 
 // IsRevoked reports whether a digest is on the kill-switch list.
-func (c *Config) IsRevoked(d string) bool {
-	for _, r := range c.Revoked {
-		if r == d {
-			return true
-		}
+func (c *Config) IsRevoked(d string) bool { return slices.Contains(c.Revoked, d) }
+
+// path resolves a path of the config against its directory.
+func (c *Config) path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
 	}
-	return false
+	return filepath.Join(c.Dir, p)
 }
 
 // Engine prepares the admission policies, nil when there are none.
@@ -318,10 +316,7 @@ func (c *Config) Engine(ctx context.Context) (*rego.Engine, error) {
 	}
 	var ms []rego.Module
 	for _, d := range c.Policies.Dirs {
-		if !filepath.IsAbs(d) {
-			d = filepath.Join(c.Dir, d)
-		}
-		m, err := rego.LoadDir(d)
+		m, err := rego.LoadDir(c.path(d))
 		if err != nil {
 			return nil, fmt.Errorf("policies: %w", err)
 		}
@@ -338,20 +333,14 @@ func (c *Config) Engine(ctx context.Context) (*rego.Engine, error) {
 // its keys, and the policy files, for a watcher to see changes.
 func (c *Config) Files(file string) []string {
 	out := []string{file}
-	abs := func(p string) string {
-		if filepath.IsAbs(p) {
-			return p
-		}
-		return filepath.Join(c.Dir, p)
-	}
 	for _, k := range c.Trust {
-		out = append(out, abs(k))
+		out = append(out, c.path(k))
 	}
 	for _, k := range c.BreakGlass.Trust {
-		out = append(out, abs(k))
+		out = append(out, c.path(k))
 	}
 	for _, d := range c.Policies.Dirs {
-		d = abs(d)
+		d = c.path(d)
 		_ = filepath.WalkDir(d, func(p string, e os.DirEntry, err error) error {
 			if err == nil && !e.IsDir() && strings.HasSuffix(p, ".rego") {
 				out = append(out, p)

@@ -3,6 +3,7 @@ package admission
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -41,65 +42,47 @@ const (
 // ones) and component containers. Other kinds give ErrNotChecked. An
 // object that does not decode is an error.
 func Extract(gvk metav1.GroupVersionKind, raw []byte) ([]Reference, error) {
-	decode := func(v any) error {
-		if err := json.Unmarshal(raw, v); err != nil {
-			return fmt.Errorf("the %s object does not decode: %w", gvk.Kind, err)
-		}
-		return nil
+	read, ok := readers[metav1.GroupKind{Group: gvk.Group, Kind: gvk.Kind}]
+	if !ok {
+		return nil, ErrNotChecked
 	}
-	switch {
-	case gvk.Group == "" && gvk.Kind == "Pod":
-		var o corev1.Pod
-		if err := decode(&o); err != nil {
-			return nil, err
-		}
-		return podRefs("spec", &o.Spec), nil
-	case gvk.Group == "apps" && gvk.Kind == "Deployment":
-		var o appsv1.Deployment
-		if err := decode(&o); err != nil {
-			return nil, err
-		}
-		return podRefs("spec.template.spec", &o.Spec.Template.Spec), nil
-	case gvk.Group == "apps" && gvk.Kind == "ReplicaSet":
-		var o appsv1.ReplicaSet
-		if err := decode(&o); err != nil {
-			return nil, err
-		}
-		return podRefs("spec.template.spec", &o.Spec.Template.Spec), nil
-	case gvk.Group == "apps" && gvk.Kind == "StatefulSet":
-		var o appsv1.StatefulSet
-		if err := decode(&o); err != nil {
-			return nil, err
-		}
-		return podRefs("spec.template.spec", &o.Spec.Template.Spec), nil
-	case gvk.Group == "apps" && gvk.Kind == "DaemonSet":
-		var o appsv1.DaemonSet
-		if err := decode(&o); err != nil {
-			return nil, err
-		}
-		return podRefs("spec.template.spec", &o.Spec.Template.Spec), nil
-	case gvk.Group == "batch" && gvk.Kind == "Job":
-		var o batchv1.Job
-		if err := decode(&o); err != nil {
-			return nil, err
-		}
-		return podRefs("spec.template.spec", &o.Spec.Template.Spec), nil
-	case gvk.Group == "batch" && gvk.Kind == "CronJob":
-		var o batchv1.CronJob
-		if err := decode(&o); err != nil {
-			return nil, err
-		}
-		return podRefs("spec.jobTemplate.spec.template.spec", &o.Spec.JobTemplate.Spec.Template.Spec), nil
-	case gvk.Group == kserveGroup && gvk.Kind == "InferenceService":
+	refs, err := read(raw)
+	if err != nil {
+		return nil, fmt.Errorf("the %s object does not decode: %w", gvk.Kind, err)
+	}
+	return refs, nil
+}
+
+// readers read the kinds Extract knows, each decoded into its own type.
+var readers = map[metav1.GroupKind]func([]byte) ([]Reference, error){
+	{Kind: "Pod"}:                        pods("spec", func(o *corev1.Pod) *corev1.PodSpec { return &o.Spec }),
+	{Group: "apps", Kind: "Deployment"}:  pods("spec.template.spec", func(o *appsv1.Deployment) *corev1.PodSpec { return &o.Spec.Template.Spec }),
+	{Group: "apps", Kind: "ReplicaSet"}:  pods("spec.template.spec", func(o *appsv1.ReplicaSet) *corev1.PodSpec { return &o.Spec.Template.Spec }),
+	{Group: "apps", Kind: "StatefulSet"}: pods("spec.template.spec", func(o *appsv1.StatefulSet) *corev1.PodSpec { return &o.Spec.Template.Spec }),
+	{Group: "apps", Kind: "DaemonSet"}:   pods("spec.template.spec", func(o *appsv1.DaemonSet) *corev1.PodSpec { return &o.Spec.Template.Spec }),
+	{Group: "batch", Kind: "Job"}:        pods("spec.template.spec", func(o *batchv1.Job) *corev1.PodSpec { return &o.Spec.Template.Spec }),
+	{Group: "batch", Kind: "CronJob"}: pods("spec.jobTemplate.spec.template.spec",
+		func(o *batchv1.CronJob) *corev1.PodSpec { return &o.Spec.JobTemplate.Spec.Template.Spec }),
+	{Group: kserveGroup, Kind: "InferenceService"}: func(raw []byte) ([]Reference, error) {
 		var o struct {
 			Spec map[string]any `json:"spec"`
 		}
-		if err := decode(&o); err != nil {
+		if err := json.Unmarshal(raw, &o); err != nil {
 			return nil, err
 		}
 		return inferenceServiceRefs(o.Spec), nil
+	},
+}
+
+// pods reads a kind T whose pod spec (at field path at) spec returns.
+func pods[T any](at string, spec func(*T) *corev1.PodSpec) func([]byte) ([]Reference, error) {
+	return func(raw []byte) ([]Reference, error) {
+		var o T
+		if err := json.Unmarshal(raw, &o); err != nil {
+			return nil, err
+		}
+		return podRefs(at, spec(&o)), nil
 	}
-	return nil, ErrNotChecked
 }
 
 func podRefs(at string, s *corev1.PodSpec) []Reference {
@@ -155,7 +138,7 @@ func inferenceServiceRefs(spec map[string]any) []Reference {
 	walk = func(field string, v any) {
 		switch v := v.(type) {
 		case map[string]any:
-			for _, k := range sortedKeys(v) {
+			for _, k := range slices.Sorted(maps.Keys(v)) {
 				f := field + "." + k
 				switch k {
 				case "storageUri":
@@ -191,13 +174,4 @@ func inferenceServiceRefs(spec map[string]any) []Reference {
 		}
 	}
 	return out
-}
-
-func sortedKeys(m map[string]any) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }

@@ -36,7 +36,7 @@ func RunAirlock(ctx context.Context, cfg AirlockConfig) (*Proc, error) {
 	}
 	root := filepath.Join(dir, "root")
 	for i := 1; ; i++ {
-		addr, err := freeLoopbackAddr()
+		addr, err := FreeLoopbackAddr()
 		if err != nil {
 			return nil, fmt.Errorf("starting airlock registry serve: %w", err)
 		}

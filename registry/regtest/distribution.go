@@ -116,7 +116,7 @@ func RunDistribution(ctx context.Context, cfg DistributionConfig) (*Proc, error)
 	for i := 1; ; i++ {
 		addr := cfg.Addr
 		if addr == "" {
-			if addr, err = freeLoopbackAddr(); err != nil {
+			if addr, err = FreeLoopbackAddr(); err != nil {
 				return nil, fmt.Errorf("starting docker-registry: %w", err)
 			}
 		} else if err := checkFree(addr); err != nil {
@@ -310,10 +310,10 @@ func registryEnv() []string {
 	return env
 }
 
-// freeLoopbackAddr returns a 127.0.0.1 address whose port was free a moment
+// FreeLoopbackAddr returns a 127.0.0.1 address whose port was free a moment
 // ago. Another process can take it before docker-registry binds it, which
 // RunDistribution handles by retrying.
-func freeLoopbackAddr() (string, error) {
+func FreeLoopbackAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("finding a free port: %w", err)

@@ -59,7 +59,7 @@ func Distribution(t testing.TB) *Server {
 // request log is passed to t.Log only if the test failed.
 func InProcess(t testing.TB) *Server {
 	t.Helper()
-	var logs lockedBuffer
+	var logs LockedBuffer
 	h := registry.New(
 		registry.WithReferrersSupport(true),
 		registry.Logger(log.New(&logs, "", log.Lmicroseconds)),
@@ -74,20 +74,20 @@ func InProcess(t testing.TB) *Server {
 	return &Server{Host: srv.Listener.Addr().String(), URL: srv.URL}
 }
 
-// lockedBuffer is a bytes.Buffer that handler goroutines can write to
-// concurrently.
-type lockedBuffer struct {
+// LockedBuffer is a bytes.Buffer that goroutines (a server's handlers, a
+// child process's output copiers) can write to concurrently.
+type LockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
