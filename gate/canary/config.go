@@ -41,8 +41,8 @@ type Config struct {
 	OnInconclusive string `yaml:"on_inconclusive"`
 	// Baseline and Canary name the variants as the traffic layer labels
 	// them (defaults stable and canary, the router's labels).
-	Baseline Variant `yaml:"baseline"`
-	Canary   Variant `yaml:"canary"`
+	Baseline Variant        `yaml:"baseline"`
+	Canary   Variant        `yaml:"canary"`
 	Provider ProviderConfig `yaml:"provider"`
 	Actuator ActuatorConfig `yaml:"actuator"`
 	Rollback RollbackConfig `yaml:"rollback"`
@@ -133,7 +133,7 @@ type Metric struct {
 	Limit *float64 `yaml:"limit"`
 	// MinSamples is the samples (requests, for counts) each variant needs
 	// before the metric is judged (default 50 for means, 200 otherwise).
-	MinSamples int   `yaml:"min_samples"`
+	MinSamples int     `yaml:"min_samples"`
 	Query      Queries `yaml:"query"`
 }
 
