@@ -25,6 +25,10 @@ type Config struct {
 	// Environment is the environment tag promoted (moved to the canary) or
 	// rolled back (moved to the last digest with a pass verdict).
 	Environment string `yaml:"environment"`
+	// Trust lists the public keys whose pass verdicts count: the canary
+	// needs one for Environment, and a rollback returns to a baseline
+	// that has one.
+	Trust []string `yaml:"trust"`
 	// Alpha is the family-wise false-alarm rate: the chance that a canary
 	// as good as its baseline is rolled back, over every metric and every
 	// look (default 0.05).
