@@ -173,6 +173,15 @@ func judgeMetric(x Input, alpha float64) Result {
 	if m.Test != TestMean {
 		b, c = asRate(b), asRate(c)
 	}
+	for _, o := range []Observation{b, c} {
+		for _, f := range []float64{o.N, o.Mean, o.Var, o.Events} {
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				r.Status = NoData
+				r.Reason = fmt.Sprintf("%s: the provider gave a value that is not a finite number", m.Name)
+				return r
+			}
+		}
+	}
 	r.Baseline, r.Canary = &b, &c
 	r.Difference = c.Mean - b.Mean
 	min := float64(m.MinSamples)
@@ -192,8 +201,22 @@ func judgeMetric(x Input, alpha float64) Result {
 	}
 	if m.Limit != nil {
 		judgeLimit(&r, m, c, alpha)
+		r.Limit.LRAbove = finite(r.Limit.LRAbove)
 	}
+	r.LRWorse, r.LRWithin = finite(r.LRWorse), finite(r.LRWithin)
 	return r
+}
+
+// finite keeps statistics encodable as JSON: an infinite likelihood ratio
+// (constant data) is written as the largest float.
+func finite(f float64) float64 {
+	switch {
+	case math.IsInf(f, 1):
+		return math.MaxFloat64
+	case math.IsNaN(f):
+		return 0
+	}
+	return f
 }
 
 // asRate fills a count observation's Mean and Var from Events and N.
@@ -380,7 +403,7 @@ func judgeLimit(r *Result, m Metric, c Observation, alpha float64) {
 
 func num(f float64) string {
 	switch {
-	case math.IsInf(f, 1):
+	case math.IsInf(f, 1) || f == math.MaxFloat64:
 		return "∞"
 	case f == math.Trunc(f) && math.Abs(f) < 1e15:
 		return fmt.Sprintf("%.0f", f)
