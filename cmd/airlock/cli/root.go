@@ -119,6 +119,7 @@ Exit codes: 0 success, 1 policy deny, 2 error or bad input, 64 usage.`,
 		newTagCmd(g),
 		newWebhookCmd(g),
 		newDemoModelCmd(g),
+		newRouterCmd(g),
 		newVersionCmd(g),
 	)
 	err := root.ExecuteContext(ctx)
