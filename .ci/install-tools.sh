@@ -2,7 +2,9 @@
 # Installs the external programs that Airlock's interop tests and benchmarks
 # use, on a fresh Debian 12 machine that already has Go:
 #
-#   Debian packages  docker-registry (distribution v2.8.2), skopeo
+#   Debian packages  docker-registry (distribution v2.8.2), skopeo, prometheus
+#                    (2.42, with promtool: gate/canary's Prometheus provider
+#                    is tested against a real one, fed by promtool's backfill)
 #   Go tools         crane, regctl, cosign (v2) and cosign3 (v3), pinned,
 #                    into $REPO/.tools/bin
 #   npm packages     node-llama-cpp (llama.cpp's prebuilt CPU binaries for
@@ -52,7 +54,7 @@ if [[ $what == all || $what == bench ]]; then
 # Each entry is "binary:package"; a package is installed only when its binary
 # is missing, so a machine that has them never touches apt.
 missing_pkgs=()
-for pair in /usr/bin/docker-registry:docker-registry /usr/bin/skopeo:skopeo; do
+for pair in /usr/bin/docker-registry:docker-registry /usr/bin/skopeo:skopeo /usr/bin/prometheus:prometheus; do
 	bin=${pair%%:*}
 	pkg=${pair#*:}
 	if [[ ! -x $bin ]]; then
@@ -77,6 +79,11 @@ if ((${#missing_pkgs[@]} > 0)); then
 	# where systemd runs (containers usually have no systemd: ignore errors).
 	if [[ " ${missing_pkgs[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null 2>&1; then
 		systemctl disable --now docker-registry >/dev/null 2>&1 || true
+	fi
+	# The prometheus package likewise enables a service scraping :9090 into
+	# /var/lib/prometheus; tests start their own on free ports.
+	if [[ " ${missing_pkgs[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1; then
+		systemctl disable --now prometheus >/dev/null 2>&1 || true
 	fi
 	for pkg in "${missing_pkgs[@]}"; do
 		echo "install-tools: installed $pkg $(dpkg-query -W -f='${Version}' "$pkg")"
