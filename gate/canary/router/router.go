@@ -47,6 +47,10 @@ func invalidf(format string, a ...any) error { return invalidError{fmt.Errorf(fo
 // canary or fallback) that answered.
 const VariantHeader = "X-Airlock-Variant"
 
+// smallBody is the largest request body the router reads whole even when
+// it has no need to look into it (see ServeHTTP).
+const smallBody = 64 << 10
+
 // inspectLimit bounds how much of a whole (not streamed) answer, or of one
 // event of a stream, is kept to be read; a longer one passes through
 // unread and its tokens are not counted.
@@ -64,7 +68,7 @@ type Router struct {
 	reg      prometheus.Registerer
 	metrics  *metrics
 
-	transport *http.Transport
+	transport *transport
 	bufs      bufferPool
 	exchanges sync.Pool
 
@@ -145,7 +149,7 @@ func New(cfg Config, opts ...Option) (*Router, error) {
 	rt.finishReasons = cfg.Safety.FinishReasons
 	p := cfg.Prices
 	rt.metrics = newMetrics(rt.reg, func() float64 { return float64(rt.inFlight.Load()) }, p.Stable != nil || p.Canary != nil || p.Fallback != nil)
-	rt.transport = &http.Transport{
+	std := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost:   max(cfg.Shed.MaxInFlight, 64),
 		IdleConnTimeout:       90 * time.Second,
@@ -156,6 +160,7 @@ func New(cfg Config, opts ...Option) (*Router, error) {
 		DisableCompression: true,
 		ForceAttemptHTTP2:  true,
 	}
+	rt.transport = newTransport(std, max(cfg.Shed.MaxInFlight, 64))
 	rt.exchanges.New = func() any { return new(exchange) }
 
 	s := &state{weight: cfg.Weight, kill: cfg.KillSwitch.On, reason: cfg.KillSwitch.Reason, changed: rt.now()}
@@ -211,6 +216,15 @@ func (rt *Router) upstream(variant string, u Upstream) (*upstream, error) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
 			pr.Out.Header.Del("Accept-Encoding")
+			if pr.In.GetBody != nil {
+				// A body read into memory: ReverseProxy's wrapper would
+				// hide that from the transport, which would then write
+				// the headers and the body apart. GetBody also lets it
+				// send the request again on a fresh connection when a
+				// kept one turns out closed before anything was written.
+				pr.Out.Body, _ = pr.In.GetBody()
+				pr.Out.GetBody = pr.In.GetBody
+			}
 		},
 		Transport:    rt.transport,
 		BufferPool:   &rt.bufs,
@@ -271,11 +285,25 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if body != nil {
+	if body == nil && r.ContentLength > 0 && r.ContentLength <= smallBody {
+		// A small body (a chat request) has usually arrived with the
+		// headers: reading it copies it from the server's buffer, and
+		// lets the transport send it with the headers in one write
+		// instead of two.
+		var ok bool
+		if body, ok = readBody(w, r); !ok {
+			return
+		}
+	}
+	switch {
+	case len(body) > 0:
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 		r.ContentLength = int64(len(body))
 		r.TransferEncoding = nil
-	} else if r.ContentLength > 0 {
+	case body != nil:
+		r.Body, r.ContentLength, r.TransferEncoding = http.NoBody, 0, nil
+	case r.ContentLength > 0:
 		r.Body = &sizedBody{ReadCloser: r.Body, left: r.ContentLength}
 	}
 
@@ -409,7 +437,16 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 		writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", fmt.Sprintf("the request body is larger than the router's limit of %d bytes", MaxBodyBytes))
 		return nil, false
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, max(r.ContentLength, 512)))
+	if r.ContentLength > 0 {
+		// Exactly the declared length: nothing past it is read.
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request_error", "reading the request body: "+err.Error())
+			return nil, false
+		}
+		return buf, true
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, 512))
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, MaxBodyBytes+1))
 	switch {
 	case n > MaxBodyBytes:

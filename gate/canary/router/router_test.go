@@ -641,16 +641,22 @@ func (b *closingBody) Close() error { return nil }
 func TestRequestBodyEndsAtLength(t *testing.T) {
 	up := newFake(t, Stable)
 	tr := newTestRouter(t, Config{Stable: Upstream{URL: up.URL()}})
-	for range 20 {
+	// A small body is read whole; a large one is streamed through.
+	large := strings.Replace(streamBody, `"hi"`, `"`+strings.Repeat("x", 2*smallBody)+`"`, 1)
+	for i := range 20 {
+		body := streamBody
+		if i%2 == 1 {
+			body = large
+		}
 		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
-		req.Body, req.ContentLength = &closingBody{strings.NewReader(streamBody)}, int64(len(streamBody))
+		req.Body, req.ContentLength = &closingBody{strings.NewReader(body)}, int64(len(body))
 		rec := httptest.NewRecorder()
 		tr.ServeHTTP(rec, req)
 		if rec.Code != 200 || !strings.HasSuffix(rec.Body.String(), "data: [DONE]\n\n") {
 			t.Fatalf("%d %q", rec.Code, rec.Body)
 		}
-		if got := string(*up.lastBody.Load()); got != streamBody {
-			t.Fatalf("the upstream got %q", got)
+		if got := string(*up.lastBody.Load()); got != body {
+			t.Fatalf("the upstream got %d bytes of %d", len(got), len(body))
 		}
 	}
 	if v := value(t, tr.reg, "airlock_router_errors_total", "variant", Stable); v != 0 {
