@@ -217,12 +217,12 @@ func (rt *Router) upstream(variant string, u Upstream) (*upstream, error) {
 			pr.SetXForwarded()
 			pr.Out.Header.Del("Accept-Encoding")
 			if pr.In.GetBody != nil {
-				// A body read into memory: ReverseProxy's wrapper would
-				// hide that from the transport, which would then write
-				// the headers and the body apart. GetBody also lets it
-				// send the request again on a fresh connection when a
-				// kept one turns out closed before anything was written.
-				pr.Out.Body, _ = pr.In.GetBody()
+				// A body read into memory (still unread): ReverseProxy's
+				// wrapper would hide that from the transport, which
+				// would then write the headers and the body apart.
+				// GetBody lets it send the request again on a new
+				// connection when a kept one turns out closed.
+				pr.Out.Body = pr.In.Body
 				pr.Out.GetBody = pr.In.GetBody
 			}
 		},
@@ -595,14 +595,32 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	_, _ = w.Write(append(b, '\n')) // a client that left is told nothing
 }
 
-// bufferPool lends the proxies their copy buffers.
-type bufferPool struct{ p sync.Pool }
+// bufferPool lends the proxies their copy buffers: a stack, which (unlike
+// a sync.Pool of slices) takes a buffer back without allocating.
+type bufferPool struct {
+	mu   sync.Mutex
+	free [][]byte
+}
+
+// maxPooledBuffers bounds the buffers kept: 32 KiB each, 8 MiB in all.
+const maxPooledBuffers = 256
 
 func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
+	b.mu.Lock()
+	if n := len(b.free); n > 0 {
+		buf := b.free[n-1]
+		b.free = b.free[:n-1]
+		b.mu.Unlock()
+		return buf
 	}
+	b.mu.Unlock()
 	return make([]byte, 32<<10)
 }
 
-func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+func (b *bufferPool) Put(buf []byte) {
+	b.mu.Lock()
+	if len(b.free) < maxPooledBuffers {
+		b.free = append(b.free, buf)
+	}
+	b.mu.Unlock()
+}
