@@ -407,7 +407,7 @@ func (c *Config) check() error {
 			if q.Events == "" || q.Requests == "" {
 				add("%s: query: a %s metric needs events and requests", where, m.Test)
 			}
-			if m.Tolerance.Relative == false && m.Test == TestCount && m.Tolerance.Value != 0 {
+			if !m.Tolerance.Relative && m.Test == TestCount && m.Tolerance.Value != 0 {
 				add("%s: tolerance: a count metric's tolerance is relative to the baseline's rate, such as 50%%", where)
 			}
 		default:

@@ -168,6 +168,18 @@ func (p *Promoter) Run(ctx context.Context, r *Record) error {
 	case "":
 		now := p.now()
 		r.Phase, r.Started, r.Step, r.StepStarted = Running, now, 0, now
+		// A kill-switch left on by an earlier rollback would keep the
+		// canary from any traffic: a new promotion is the decision to
+		// try again.
+		switch err := p.Actuator.KillSwitch(ctx, false, "a new promotion starts"); {
+		case errors.Is(err, ErrUnsupported):
+		case err != nil:
+			r.act(now, "kill-switch off", err.Error(), "")
+			_ = p.save(r)
+			return fmt.Errorf("turning the kill-switch off: %w", err)
+		default:
+			r.act(now, "kill-switch off", "", "a new promotion starts")
+		}
 		if err := p.setWeight(ctx, r, judged[0].Weight); err != nil {
 			return err
 		}

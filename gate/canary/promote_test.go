@@ -113,8 +113,8 @@ func TestPromoterRollsBackARegressionAtTheFirstStep(t *testing.T) {
 	if !strings.Contains(r.Reason, "rolled back at step 1 (5%): ttft: canary mean 0.14 vs baseline 0.1 (+40.0%)") {
 		t.Errorf("reason %q", r.Reason)
 	}
-	if fmt.Sprint(act.weights) != "[5 0]" || fmt.Sprint(act.kills) != "[true]" {
-		t.Errorf("weights %v, kill-switch %v; want [5 0] and [true]", act.weights, act.kills)
+	if fmt.Sprint(act.weights) != "[5 0]" || fmt.Sprint(act.kills) != "[false true]" {
+		t.Errorf("weights %v, kill-switch %v; want [5 0] and [false true]", act.weights, act.kills)
 	}
 }
 

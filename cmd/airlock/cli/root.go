@@ -120,6 +120,8 @@ Exit codes: 0 success, 1 policy deny, 2 error or bad input, 64 usage.`,
 		newWebhookCmd(g),
 		newDemoModelCmd(g),
 		newRouterCmd(g),
+		newPromoteCmd(g),
+		newJudgeCmd(g),
 		newVersionCmd(g),
 	)
 	err := root.ExecuteContext(ctx)
