@@ -64,7 +64,7 @@ func (rt *Router) change(fn func(*state) error) (State, error) {
 	if err := fn(&next); err != nil {
 		return rt.State(), err
 	}
-	next.changed = rt.now()
+	next.changed = rt.now().UTC()
 	rt.publish(&next)
 	return rt.State(), nil
 }

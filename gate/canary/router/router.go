@@ -75,6 +75,8 @@ type Router struct {
 	state atomic.Pointer[state]
 	mu    sync.Mutex // serialises changes of state
 
+	warned limiter // upstream failures are logged once a second at most
+
 	inFlight              atomic.Int64
 	maxInFlight, lowLimit int64
 	priorityKey           string // canonical header keys
@@ -163,7 +165,7 @@ func New(cfg Config, opts ...Option) (*Router, error) {
 	rt.transport = newTransport(std, max(cfg.Shed.MaxInFlight, 64))
 	rt.exchanges.New = func() any { return new(exchange) }
 
-	s := &state{weight: cfg.Weight, kill: cfg.KillSwitch.On, reason: cfg.KillSwitch.Reason, changed: rt.now()}
+	s := &state{weight: cfg.Weight, kill: cfg.KillSwitch.On, reason: cfg.KillSwitch.Reason, changed: rt.now().UTC()}
 	var err error
 	if s.stable, err = rt.upstream(Stable, cfg.Stable); err != nil {
 		return nil, err
@@ -495,13 +497,17 @@ func (rt *Router) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		variant = x.up.variant
 	}
 	if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
-		rt.log.Warn("upstream timed out", "variant", variant, "path", r.URL.Path, "timeout", rt.cfg.Timeout.Duration)
+		if n, ok := rt.warned.allow(); ok {
+			rt.log.Warn("upstream timed out", "variant", variant, "path", r.URL.Path, "timeout", rt.cfg.Timeout.Duration, "unlogged_failures", n)
+		}
 		writeError(w, http.StatusGatewayTimeout, "upstream_timeout",
 			fmt.Sprintf("the %s upstream did not answer within %s", variant, rt.cfg.Timeout.Duration))
 		return
 	}
 	if r.Context().Err() == nil { // not a client that left
-		rt.log.Warn("upstream unreachable", "variant", variant, "path", r.URL.Path, "error", err)
+		if n, ok := rt.warned.allow(); ok {
+			rt.log.Warn("upstream unreachable", "variant", variant, "path", r.URL.Path, "error", err, "unlogged_failures", n)
+		}
 	}
 	writeError(w, http.StatusBadGateway, "upstream_error", fmt.Sprintf("the %s upstream could not be reached", variant))
 }
@@ -593,6 +599,29 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	h.Del("Content-Encoding")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n')) // a client that left is told nothing
+}
+
+// limiter lets one event a second through, and counts the others, so that
+// an upstream down at 2,000 requests a second does not flood the log.
+type limiter struct {
+	mu      sync.Mutex
+	last    time.Time
+	dropped int
+}
+
+// allow reports whether to log now, and how many events were not logged
+// since the last one that was.
+func (l *limiter) allow() (int, bool) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.last) < time.Second {
+		l.dropped++
+		return 0, false
+	}
+	n := l.dropped
+	l.last, l.dropped = now, 0
+	return n, true
 }
 
 // bufferPool lends the proxies their copy buffers: a stack, which (unlike
