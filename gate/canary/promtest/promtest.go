@@ -97,7 +97,10 @@ var errAddrInUse = errors.New("address already in use")
 func start(t testing.TB, bin, configPath, dataDir, addr string) (*Server, error) {
 	t.Helper()
 	logs := &regtest.LockedBuffer{}
-	ctx, cancel := context.WithCancel(t.Context())
+	// t.Context is cancelled before cleanups run; Prometheus must outlive
+	// the other cleanups (it is stopped by its own), so only its values
+	// are kept.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
 	cmd := exec.CommandContext(ctx, bin,
 		"--config.file="+configPath,
 		"--storage.tsdb.path="+dataDir,
