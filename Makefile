@@ -7,14 +7,14 @@ BIN     := bin/airlock
 TOOLS   := .ci/install-tools.sh
 GOFLAGS_TEST ?= -race
 
-.PHONY: all build tools test interop lint fuzz fuzz-registry bench bench-transfer bench-registry bench-sign bench-runner bench-evals bench-gate bench-admission bench-smoke demo clean
+.PHONY: all build tools test interop lint fuzz fuzz-registry bench bench-transfer bench-registry bench-sign bench-runner bench-evals bench-gate bench-admission bench-canary bench-router bench-smoke demo clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/airlock
 
-# Installs docker-registry and skopeo (Debian) and pinned crane and regctl
+# Installs docker-registry, skopeo and prometheus (Debian) and pinned crane and regctl
 # into .tools/bin. Idempotent and quiet.
 tools:
 	@bash $(TOOLS)
@@ -63,9 +63,10 @@ fuzz-registry: build
 
 # Every benchmark: client push/pull (bench/transfer), the registry
 # (bench/registry), 2 GiB, 3 runs each, signing (bench/sign, a 10 GiB
-# release), the runner (bench/runner) and eval scoring (bench/evals);
-# about twenty-five minutes.
-bench: bench-transfer bench-registry bench-sign bench-runner bench-evals bench-gate bench-admission
+# release), the runner (bench/runner), eval scoring (bench/evals), the gate,
+# admission, the canary judge (bench/canary) and the router (bench/router);
+# about thirty-five minutes.
+bench: bench-transfer bench-registry bench-sign bench-runner bench-evals bench-gate bench-admission bench-canary bench-router
 
 # Push/pull throughput against regctl and sha256.
 bench-transfer: tools
@@ -101,6 +102,19 @@ bench-gate:
 bench-admission:
 	$(GO) run ./bench/admission -rate 500 -duration 20s
 
+# 1,000 simulated canaries per scenario: Airlock's sequential judge against
+# Kayenta's fixed-window Mann-Whitney judge and Argo's thresholds, at
+# Kayenta's null (no regression), then with tolerances.
+bench-canary:
+	$(GO) run ./bench/canary
+	$(GO) run ./bench/canary -latency-tolerance 0.10 -quality-tolerance 0.02 -out bench/results/canary-tolerance.md
+
+# The router's added latency at 2,000 requests/s in front of a zero-latency
+# upstream, against the upstream direct; and the kill-switch on the next
+# request.
+bench-router:
+	$(GO) run ./bench/router -rate 2000 -duration 20s
+
 # The benchmark harnesses on small files, to keep them working (CI).
 bench-smoke: tools
 	$(GO) run ./bench/transfer -size 64MiB -runs 1 -out bench/results/transfer-smoke.md
@@ -110,6 +124,8 @@ bench-smoke: tools
 	$(GO) run ./bench/evals -items 10000 -runs 1 -out bench/results/evals-smoke.md
 	$(GO) run ./bench/gate -decisions 2000 -opa-runs 3 -unprepared-runs 20 -out bench/results/gate-smoke.md
 	$(GO) run ./bench/admission -rate 200 -duration 2s -warmup 1s -out bench/results/admission-smoke.md
+	$(GO) run ./bench/canary -runs 100 -out bench/results/canary-smoke.md
+	$(GO) run ./bench/router -rate 500 -duration 2s -warmup 1s -rounds 1 -flips 20 -out bench/results/router-smoke.md
 
 demo: build
 	$(GO) run ./examples/demo -airlock $(BIN) -example examples/support-bot
