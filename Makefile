@@ -1,5 +1,5 @@
 # Airlock's make targets. The two a newcomer needs:
-#   make demo   the whole story on the embedded registry: pack, push, sign, SBOM, bench, eval, gate (the good release gets prod, the regressed one is denied and refused prod)
+#   make demo   the whole story on the embedded registry: pack, push, sign, SBOM, bench, eval, gate (the good release gets prod, the regressed one is denied and refused prod), then promotion by canary analysis through the router against a real Prometheus (one candidate promoted, one rolled back with the kill-switch)
 #   make test   runs every test (installing the registry and client tools they use)
 
 GO      ?= go
@@ -128,6 +128,7 @@ bench-smoke: tools
 	$(GO) run ./bench/router -rate 500 -duration 2s -warmup 1s -rounds 1 -flips 20 -out bench/results/router-smoke.md
 
 demo: build
+	@bash $(TOOLS) demo
 	$(GO) run ./examples/demo -airlock $(BIN) -example examples/support-bot
 
 clean:

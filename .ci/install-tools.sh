@@ -36,9 +36,9 @@ ACTIONLINT_VERSION=v1.7.12
 DISTRIBUTION_MODULE=github.com/distribution/distribution/v3/cmd/registry
 DISTRIBUTION_VERSION=v3.1.2
 
-# "install-tools.sh lint" installs only the linter (make lint); with no
-# argument, everything the tests and demo use; "bench" adds what make bench
-# compares against.
+# "install-tools.sh lint" installs only the linter (make lint); "demo" only
+# what make demo starts (prometheus); with no argument, everything the tests
+# and demo use; "bench" adds what make bench compares against.
 what=${1:-all}
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -49,12 +49,16 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 # --- Debian packages -------------------------------------------------------
-if [[ $what == all || $what == bench ]]; then
+if [[ $what == all || $what == bench || $what == demo ]]; then
 
 # Each entry is "binary:package"; a package is installed only when its binary
 # is missing, so a machine that has them never touches apt.
+pkgs=(/usr/bin/docker-registry:docker-registry /usr/bin/skopeo:skopeo /usr/bin/prometheus:prometheus)
+if [[ $what == demo ]]; then
+	pkgs=(/usr/bin/prometheus:prometheus)
+fi
 missing_pkgs=()
-for pair in /usr/bin/docker-registry:docker-registry /usr/bin/skopeo:skopeo /usr/bin/prometheus:prometheus; do
+for pair in "${pkgs[@]}"; do
 	bin=${pair%%:*}
 	pkg=${pair#*:}
 	if [[ ! -x $bin ]]; then
@@ -90,6 +94,10 @@ if ((${#missing_pkgs[@]} > 0)); then
 	done
 fi
 
+fi
+
+if [[ $what == demo ]]; then
+	exit 0
 fi
 
 # --- Go tools ---------------------------------------------------------------

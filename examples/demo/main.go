@@ -220,6 +220,75 @@ func run(ctx context.Context, bin, example string) error {
 	if _, err := step("Check the verdict attestation of 1.4.0.", "verify", repo+":prod", "--key", key+".pub", "--attestations", "verdict"); err != nil {
 		return err
 	}
+	// Promotion by canary analysis: the router splits live traffic, a real
+	// Prometheus scrapes it, and airlock promote judges and moves prod.
+	newRelease := func(version string) (string, error) {
+		dir := filepath.Join(work, "support-bot-"+version)
+		if err := os.CopyFS(dir, os.DirFS(example)); err != nil {
+			return "", err
+		}
+		f := filepath.Join(dir, "airlock.yaml")
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(f, []byte(strings.Replace(string(b), "version: 1.4.0", "version: "+version, 1)), 0o644); err != nil {
+			return "", err
+		}
+		out, err := step("A candidate, "+version+".", "push", dir, repo)
+		if err != nil {
+			return "", err
+		}
+		_, d, _ := strings.Cut(out[strings.LastIndex(out, "\n")+1:], "@")
+		if _, err := step("Sign it.", "sign", repo+":"+version, "--key", key+".key"); err != nil {
+			return "", err
+		}
+		_, err = step("Gate "+version+" for prod with the patch-release gate (examples/gate/gate-patch.yaml: the absolute SLOs, no paired comparison; "+
+			"the canary compares it with prod live), served by the SIMULATED good version: it passes, and its signed verdict lets it be promoted.",
+			"gate", repo+":"+version, "--config", filepath.Join(gateDir, "gate-patch.yaml"), "--key", key+".key", "--cmd", serve("good"), "--markdown", filepath.Join(work, "gate-"+version+".md"))
+		return d, err
+	}
+	d151, err := newRelease("1.5.1")
+	if err != nil {
+		return err
+	}
+	live, err := startLive(ctx, abs, work, key+".pub", d14, d151)
+	if err != nil {
+		return err
+	}
+	defer live.stop()
+	if err := live.setCanary(live.canaryModel, d151); err != nil {
+		return err
+	}
+	fmt.Printf("# Live: two SIMULATED good model servers behind airlock router serve (stable: 1.4.0, canary: 1.5.1), %d requests/s of streamed\n"+
+		"# chat completions through it, and Prometheus scraping the router every second. The plan (%s):\n%s\n",
+		liveRate, live.plan, live.planText)
+	if _, err := step("Promote 1.5.1 by canary analysis: 10% then 50% of live traffic, a look every 3s at TTFT and errors of both "+
+		"releases from Prometheus, judged by sequential tests; every step passes, prod moves to 1.5.1, and a signed promotion record is attached.",
+		"promote", repo+":1.5.1", "--config", live.plan, "--key", key+".key", "--state", filepath.Join(work, "promote-1.5.1.json")); err != nil {
+		return err
+	}
+	d152, err := newRelease("1.5.2")
+	if err != nil {
+		return err
+	}
+	if err := live.setCanary(live.regressedModel, d152); err != nil {
+		return err
+	}
+	fmt.Printf("# 1.5.2 passed the gate offline, but live it is served by the SIMULATED regressed version (slower first token, 2%% errors).\n\n")
+	if _, err := stepExit(1, "Promote 1.5.2: the first look with enough samples shows its TTFT far worse than 1.5.1's; it is rolled back at the first step "+
+		"with the reason, the router's kill-switch sends all traffic to 1.5.1, prod stays on 1.5.1. Exit 1.",
+		"promote", repo+":1.5.2", "--config", live.plan, "--key", key+".key", "--state", filepath.Join(work, "promote-1.5.2.json")); err != nil {
+		return err
+	}
+	if _, err := step("The promotion record of 1.5.2, signed and attached.", "verify", repo+":1.5.2", "--key", key+".pub", "--attestations", "promotion"); err != nil {
+		return err
+	}
+	state, err := live.state()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("# The router now: %s\n\n", state)
 	if _, err := step("Inspect the release: parts, roles, sizes, annotations, and signatures and attestations as referrers.", "inspect", repo+":1.4.0"); err != nil {
 		return err
 	}
@@ -233,7 +302,8 @@ func run(ctx context.Context, bin, example string) error {
 	}
 	fmt.Printf("# The pulled system prompt starts with: %q\n\n", strings.SplitN(string(data), "\n", 2)[0])
 	fmt.Printf("Done: packed %s, pushed it to %s, signed it, attached its ML-BOM, a benchmark and an eval, verified them, "+
-		"showed a regressed candidate losing to it on the same items, gated both: 1.4.0 passed and holds prod, 1.5.0 was denied and the registry refused to tag it prod; pulled one part back.\n", digest, pushed)
+		"showed a regressed candidate losing to it on the same items, gated both: 1.4.0 passed and held prod, 1.5.0 was denied and the registry refused to tag it prod; promoted 1.5.1 by canary analysis through the router "+
+		"against live Prometheus metrics, and rolled back 1.5.2, which regressed live; pulled one part back.\n", digest, pushed)
 	return nil
 }
 
