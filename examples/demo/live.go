@@ -255,8 +255,8 @@ func freeAddr() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	addr := ln.Addr().String()
+	return addr, ln.Close()
 }
 
 // waitOK polls url until it answers 200, for up to 30s.
@@ -265,13 +265,14 @@ func waitOK(url string) error {
 	for {
 		res, err := http.Get(url)
 		if err == nil {
-			res.Body.Close()
+			_ = res.Body.Close()
 			if res.StatusCode == http.StatusOK {
 				return nil
 			}
+			err = fmt.Errorf("status %s", res.Status)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not answer within 30s: %v", url, err)
+			return fmt.Errorf("%s did not answer within 30s: %w", url, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

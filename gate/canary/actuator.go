@@ -10,9 +10,10 @@ import (
 var ErrUnsupported = errors.New("not supported by this actuator")
 
 // Actuator moves traffic between the baseline and the canary.
-// Implementations: the built-in router (RouterActuator), Gateway API
-// HTTPRoute weights (gate/canary/gatewayapi), and None for when something
-// else (Argo Rollouts calling the judge endpoint) moves traffic.
+// Implementations: the built-in router (router.Client in
+// gate/canary/router), Gateway API HTTPRoute weights (gate/canary/gatewayapi),
+// and None for when something else (Argo Rollouts calling the judge
+// endpoint) moves traffic.
 type Actuator interface {
 	// SetWeight sends percent (0–100) of the traffic to the canary and
 	// the rest to the baseline. 0 is a rollback; 100 a promotion.
