@@ -111,9 +111,11 @@ bench-canary:
 
 # The router's added latency at 2,000 requests/s in front of a zero-latency
 # upstream, against the upstream direct; and the kill-switch on the next
-# request.
+# request. First with the router on a CPU of its own (taskset), then with
+# load generator, router and upstream sharing every CPU.
 bench-router:
-	$(GO) run ./bench/router -rate 2000 -duration 20s
+	$(GO) run ./bench/router -rate 2000 -duration 20s -pin
+	$(GO) run ./bench/router -rate 2000 -duration 20s -flips 20 -out bench/results/router-shared.md
 
 # The benchmark harnesses on small files, to keep them working (CI).
 bench-smoke: tools

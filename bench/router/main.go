@@ -15,6 +15,9 @@
 // measured from the moment each request was due, so a slow answer delays
 // nothing else. Every answer must be a 200.
 //
+// With -pin (Linux, taskset) the router runs on the machine's last CPU
+// alone and the load generator and upstream on the others, for both paths.
+//
 // Then the kill-switch: with the canary at 100%, -flips times it turns the
 // switch on through the admin API and checks that the first request sent
 // after the PUT returns is answered by stable, then turns it off and
@@ -23,6 +26,7 @@
 // Usage (from the repository root):
 //
 //	go run ./bench/router                          # 2000/s, 20s per side and round
+//	go run ./bench/router -pin                     # the router on the last CPU alone, the rest on the others
 //	go run ./bench/router -rate 500 -duration 3s -rounds 1 -out bench/results/router-smoke.md
 package main
 
@@ -56,6 +60,7 @@ type config struct {
 	flips            int
 	target           time.Duration
 	gomaxprocs       int // the router's, 0 for Go's default
+	pin              bool
 	out              string
 	upstream         string // internal: serve the upstreams on these addresses
 }
@@ -69,6 +74,7 @@ func main() {
 	flag.IntVar(&c.flips, "flips", 200, "kill-switch flips checked")
 	flag.DurationVar(&c.target, "target", time.Millisecond, "the most the router may add at p99")
 	flag.IntVar(&c.gomaxprocs, "router-gomaxprocs", 0, "run the router with GOMAXPROCS=N (0: Go's default, the CPUs it may use)")
+	flag.BoolVar(&c.pin, "pin", false, "run the router on the last CPU and the load generator and upstream on the others (taskset), as a proxy has cores of its own in production")
 	flag.StringVar(&c.out, "out", "bench/results/router.md", "write the markdown report here (relative to the repository root)")
 	flag.StringVar(&c.upstream, "upstream-serve", "", "internal: serve the zero-latency upstreams on STABLE_ADDR,CANARY_ADDR")
 	flag.Parse()
@@ -83,10 +89,54 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench/router: -rate, -duration and -rounds must be positive")
 		os.Exit(2)
 	}
+	if c.pin && os.Getenv(pinnedEnv) == "" {
+		// Run again confined to the other CPUs: the load generator is
+		// this process, and the upstream its child.
+		if machineCPUs() < 2 {
+			fmt.Fprintln(os.Stderr, "bench/router: -pin needs at least 2 CPUs")
+			os.Exit(2)
+		}
+		self, err := os.Executable()
+		if err == nil {
+			cmd := exec.Command("taskset", append([]string{"-c", cpuList(0, machineCPUs()-2), self}, os.Args[1:]...)...)
+			cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", pinnedEnv, machineCPUs()))
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+			if err = cmd.Run(); err == nil {
+				return
+			}
+		}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.ExitCode())
+		}
+		fmt.Fprintln(os.Stderr, "bench/router: -pin: taskset:", err)
+		os.Exit(1)
+	}
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/router:", err)
 		os.Exit(1)
 	}
+}
+
+// pinnedEnv marks the run that -pin started under taskset, with the
+// machine's number of CPUs (the run itself sees only those it may use).
+const pinnedEnv = "AIRLOCK_BENCH_ROUTER_PINNED"
+
+// machineCPUs is the number of CPUs of the machine, pinned or not.
+func machineCPUs() int {
+	var n int
+	if _, err := fmt.Sscan(os.Getenv(pinnedEnv), &n); err == nil && n > 0 {
+		return n
+	}
+	return runtime.NumCPU()
+}
+
+// cpuList is taskset's list of CPUs from to to.
+func cpuList(from, to int) string {
+	if from == to {
+		return fmt.Sprint(from)
+	}
+	return fmt.Sprintf("%d-%d", from, to)
 }
 
 // serveUpstreams answers every request on each address at once with a
@@ -190,7 +240,12 @@ prices: {stable: {prompt_per_1k: 0.0005, completion_per_1k: 0.0015}, canary: {pr
 	if c.gomaxprocs > 0 {
 		env = []string{fmt.Sprintf("GOMAXPROCS=%d", c.gomaxprocs)}
 	}
-	rt, err := start(env, bin, "router", "serve", "--config", cfgFile, "--log-level", "warn")
+	name, args := bin, []string{"router", "serve", "--config", cfgFile, "--log-level", "warn"}
+	if c.pin {
+		last := machineCPUs() - 1
+		name, args = "taskset", append([]string{"-c", cpuList(last, last), bin}, args...)
+	}
+	rt, err := start(env, name, args...)
 	if err != nil {
 		return err
 	}
@@ -382,13 +437,18 @@ func report(c config, root, directName, routerName string, direct, via stats, ac
 	if c.gomaxprocs > 0 {
 		procs = fmt.Sprintf("GOMAXPROCS=%d", c.gomaxprocs)
 	}
+	share := "Load generator, router and upstream share the machine"
+	if c.pin {
+		last := machineCPUs() - 1
+		share = fmt.Sprintf("Pinned (-pin, taskset): the router on CPU %d alone; the load generator and upstream on CPU %s, on both paths", last, cpuList(0, last-1))
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# router: added latency at %d requests/s, and the kill-switch\n\n", c.rate)
 	fmt.Fprintf(&b, "Command: `go run ./bench/router %s`; %s/%s, %d CPUs, %s. Open loop, %d round(s) of %s per side after a %s warm-up each; "+
 		"latency from when each request was due to the end of its answer, over kept HTTP/1.1 connections. "+
 		"The upstream answers a non-streamed chat completion at once; the router splits 50/50 between two such upstreams and reads and costs every answer. "+
-		"Load generator, router and upstream share the machine; the router runs with %s. Every answer was a 200.\n\n",
-		strings.Join(os.Args[1:], " "), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), c.rounds, c.duration, c.warmup, procs)
+		"%s; the router runs with %s. Every answer was a 200.\n\n",
+		strings.Join(os.Args[1:], " "), runtime.GOOS, runtime.GOARCH, machineCPUs(), runtime.Version(), c.rounds, c.duration, c.warmup, share, procs)
 	fmt.Fprintf(&b, "| path | requests | achieved/s | p50 | p90 | p99 | max | CPU per request: load generator, router, upstream |\n|---|---|---|---|---|---|---|---|\n")
 	us := func(d time.Duration, n int) string {
 		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)/float64(n))

@@ -509,7 +509,11 @@ func (rt *Router) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 			rt.log.Warn("upstream unreachable", "variant", variant, "path", r.URL.Path, "error", err, "unlogged_failures", n)
 		}
 	}
-	writeError(w, http.StatusBadGateway, "upstream_error", fmt.Sprintf("the %s upstream could not be reached", variant))
+	msg := fmt.Sprintf("the %s upstream could not be reached", variant)
+	if errors.Is(err, errNoAnswer) {
+		msg = fmt.Sprintf("the %s upstream closed the connection without answering (not retried: the request may have been acted on)", variant)
+	}
+	writeError(w, http.StatusBadGateway, "upstream_error", msg)
 }
 
 // record counts a finished exchange in its variant's series.

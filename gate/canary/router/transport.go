@@ -105,18 +105,39 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return res, nil
 		}
 		_ = c.Close()
-		// A kept connection the upstream closed while it was idle
-		// answers nothing at all; send the request once more, on a
-		// new connection.
-		if reused && attempt == 0 && errors.Is(err, errNoAnswer) && req.Context().Err() == nil && rewind(req) {
+		// A kept connection the upstream closed as the request was
+		// being written did not take it: send it once more, on a new
+		// connection. One that took the request and closed without a
+		// word may have acted on it (a chat completion is not
+		// idempotent: it costs, and may call tools), so it is sent
+		// again only when the client said it may be (an idempotent
+		// method or an Idempotency-Key), as net/http does.
+		if reused && attempt == 0 && req.Context().Err() == nil &&
+			(errors.Is(err, errNotSent) || (errors.Is(err, errNoAnswer) && replayable(req))) && rewind(req) {
 			continue
 		}
 		return nil, err
 	}
 }
 
-// errNoAnswer says a connection closed before any byte of an answer.
-var errNoAnswer = errors.New("the upstream closed the connection without answering")
+var (
+	// errNotSent says a connection closed before the request was all
+	// written: the upstream cannot have acted on it.
+	errNotSent = errors.New("the upstream closed the connection before the request was sent")
+	// errNoAnswer says a connection closed after the request was
+	// written, before any byte of an answer.
+	errNoAnswer = errors.New("the upstream closed the connection without answering")
+)
+
+// replayable reports a request that may be sent twice: an idempotent
+// method, or one that carries an idempotency key.
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
+}
 
 func (t *transport) exchange(req *http.Request, c *conn1) (*http.Response, error) {
 	ctx := req.Context()
@@ -136,7 +157,7 @@ func (t *transport) exchange(req *http.Request, c *conn1) (*http.Response, error
 	}
 	if err != nil {
 		if closedByPeer(err) {
-			err = errNoAnswer
+			err = errNotSent
 		}
 		return fail(err)
 	}
@@ -191,27 +212,35 @@ func closeBody(req *http.Request) {
 // get returns an idle connection to addr (true), or a new one.
 func (t *transport) get(ctx context.Context, addr string) (*conn1, bool, error) {
 	now := t.now()
-	t.mu.Lock()
-	var stale []*conn1
-	var c *conn1
-	// The newest first: it is the likeliest to be open still. When it
-	// is stale, so are all the older ones.
-	if cs := t.idle[addr]; len(cs) > 0 {
-		last := cs[len(cs)-1]
-		if now.Sub(last.idleAt) < t.maxIdleTime {
-			c = last
-			t.idle[addr] = cs[:len(cs)-1]
-		} else {
-			stale = cs
-			delete(t.idle, addr)
+	for {
+		t.mu.Lock()
+		var stale []*conn1
+		var c *conn1
+		// The newest first: it is the likeliest to be open still. When
+		// it has been idle too long, so have all the older ones.
+		if cs := t.idle[addr]; len(cs) > 0 {
+			last := cs[len(cs)-1]
+			if now.Sub(last.idleAt) < t.maxIdleTime {
+				c = last
+				t.idle[addr] = cs[:len(cs)-1]
+			} else {
+				stale = cs
+				delete(t.idle, addr)
+			}
 		}
-	}
-	t.mu.Unlock()
-	for _, s := range stale {
-		_ = s.Close()
-	}
-	if c != nil {
-		return c, true, nil
+		t.mu.Unlock()
+		for _, s := range stale {
+			_ = s.Close()
+		}
+		if c == nil {
+			break
+		}
+		// One the upstream has closed meanwhile is dropped here,
+		// before a request is written to it.
+		if usable(c.Conn) {
+			return c, true, nil
+		}
+		_ = c.Close()
 	}
 	nc, err := t.dial(ctx, "tcp", addr)
 	if err != nil {

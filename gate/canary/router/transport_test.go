@@ -22,9 +22,13 @@ import (
 // one. serve is called for each request read on a connection; it returns
 // whether to keep the connection open.
 type rawUpstream struct {
-	ln    net.Listener
-	conns atomic.Int64
-	wg    sync.WaitGroup
+	ln       net.Listener
+	conns    atomic.Int64
+	requests atomic.Int64
+	wg       sync.WaitGroup
+	// closed receives a connection's number once the upstream has closed
+	// it.
+	closed chan int64
 }
 
 func newRawUpstream(t *testing.T, serve func(w *bufio.Writer, req *http.Request, n int64) bool) *rawUpstream {
@@ -33,7 +37,7 @@ func newRawUpstream(t *testing.T, serve func(w *bufio.Writer, req *http.Request,
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &rawUpstream{ln: ln}
+	u := &rawUpstream{ln: ln, closed: make(chan int64, 1024)}
 	u.wg.Go(func() {
 		for {
 			c, err := ln.Accept()
@@ -42,7 +46,13 @@ func newRawUpstream(t *testing.T, serve func(w *bufio.Writer, req *http.Request,
 			}
 			n := u.conns.Add(1)
 			u.wg.Go(func() {
-				defer c.Close()
+				defer func() {
+					c.Close()
+					select {
+					case u.closed <- n:
+					default:
+					}
+				}()
 				br, bw := bufio.NewReader(c), bufio.NewWriter(c)
 				for {
 					req, err := http.ReadRequest(br)
@@ -50,6 +60,7 @@ func newRawUpstream(t *testing.T, serve func(w *bufio.Writer, req *http.Request,
 						return
 					}
 					_, _ = io.Copy(io.Discard, req.Body)
+					u.requests.Add(1)
 					keep := serve(bw, req, n)
 					if bw.Flush() != nil || !keep {
 						return
@@ -123,8 +134,9 @@ func TestTransportKeepsConnections(t *testing.T) {
 }
 
 // TestTransportUpstreamClosedIdle: an upstream that closes a kept
-// connection while it is idle (a keep-alive timeout) costs no request: it
-// is sent again on a new connection.
+// connection while it is idle (a keep-alive timeout) costs no request: the
+// closed connection is found before the request is written, and a new one
+// carries it.
 func TestTransportUpstreamClosedIdle(t *testing.T) {
 	up := newRawUpstream(t, func(w *bufio.Writer, _ *http.Request, n int64) bool {
 		ok(w, fmt.Sprintf("connection %d", n))
@@ -137,10 +149,74 @@ func TestTransportUpstreamClosedIdle(t *testing.T) {
 		if err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
-		readAll(t, res)
+		if got, want := readAll(t, res), fmt.Sprintf("connection %d", i+1); got != want {
+			t.Errorf("request %d answered by %q, want %q", i, got, want)
+		}
+		<-up.closed // the upstream has closed the pooled connection
 	}
-	if n := up.conns.Load(); n < 10 {
-		t.Errorf("%d connections for 10 requests on connections closed after each", n)
+	if n := up.requests.Load(); n != 10 {
+		t.Errorf("the upstream received %d requests for 10 sent, want 10", n)
+	}
+}
+
+// TestTransportNoReplayAfterSend: a kept connection that takes a chat
+// request and closes without answering is not sent the request again (the
+// upstream may have acted on it): the caller gets the error. With an
+// Idempotency-Key it is sent again, on a new connection.
+func TestTransportNoReplayAfterSend(t *testing.T) {
+	for _, key := range []string{"", "req-7"} {
+		t.Run("idempotency-key="+key, func(t *testing.T) {
+			var mu sync.Mutex
+			seen := map[int64]int{} // requests per connection
+			up := newRawUpstream(t, func(w *bufio.Writer, _ *http.Request, n int64) bool {
+				mu.Lock()
+				seen[n]++
+				i := seen[n]
+				mu.Unlock()
+				if n == 1 && i == 2 {
+					return false // took the second request, then closed without a word
+				}
+				ok(w, fmt.Sprintf("connection %d request %d", n, i))
+				return true
+			})
+			tp := newTestTransport()
+			defer tp.CloseIdleConnections()
+			send := func() (*http.Response, error) {
+				req, err := http.NewRequest(http.MethodPost, up.URL()+"/v1/chat/completions", strings.NewReader(chatBody))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(chatBody)), nil }
+				if key != "" {
+					req.Header.Set("Idempotency-Key", key)
+				}
+				return tp.RoundTrip(req)
+			}
+			res, err := send()
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(t, res)
+			res, err = send()
+			if key == "" {
+				if !errors.Is(err, errNoAnswer) {
+					t.Fatalf("got %v, want errNoAnswer", err)
+				}
+				if n := up.requests.Load(); n != 2 {
+					t.Errorf("the upstream received %d requests, want 2 (no replay)", n)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("with an Idempotency-Key: %v", err)
+			}
+			if got := readAll(t, res); got != "connection 2 request 1" {
+				t.Errorf("replayed request answered by %q, want connection 2 request 1", got)
+			}
+			if n := up.requests.Load(); n != 3 {
+				t.Errorf("the upstream received %d requests, want 3 (one replay)", n)
+			}
+		})
 	}
 }
 
