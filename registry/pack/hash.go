@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"syscall"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -176,13 +175,13 @@ func (c *HashCache) key(abs string) (string, cacheEntry, bool) {
 	if err != nil {
 		return "", cacheEntry{}, false
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
+	dev, ino, ctime, ok := fileIdentity(fi)
 	if !ok {
 		return "", cacheEntry{}, false
 	}
 	sum := sha256.Sum256([]byte(abs))
-	e := cacheEntry{Path: abs, Dev: uint64(st.Dev), Ino: st.Ino, Size: fi.Size(),
-		Mtime: fi.ModTime().UnixNano(), Ctime: st.Ctim.Sec*1e9 + st.Ctim.Nsec}
+	e := cacheEntry{Path: abs, Dev: dev, Ino: ino, Size: fi.Size(),
+		Mtime: fi.ModTime().UnixNano(), Ctime: ctime}
 	return filepath.Join(c.Dir, hex.EncodeToString(sum[:16])+".json"), e, true
 }
 
