@@ -7,7 +7,7 @@ BIN     := bin/airlock
 TOOLS   := .ci/install-tools.sh
 GOFLAGS_TEST ?= -race
 
-.PHONY: all build tools test interop lint fuzz fuzz-registry bench bench-transfer bench-registry bench-sign bench-runner bench-evals bench-gate bench-admission bench-canary bench-router bench-smoke demo clean
+.PHONY: all build tools test interop lint cross fuzz fuzz-registry bench bench-transfer bench-registry bench-sign bench-runner bench-evals bench-gate bench-admission bench-canary bench-router bench-smoke demo clean
 
 all: build
 
@@ -42,6 +42,11 @@ lint:
 	$(GO) vet ./...
 	.tools/bin/golangci-lint run ./...
 	bash .ci/actionlint.sh
+
+# The CLI builds for the systems users pack and push from, not only Linux.
+cross:
+	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./cmd/airlock
+	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/airlock
 
 FUZZTIME ?= 60s
 
