@@ -171,17 +171,11 @@ func (c *HashCache) key(abs string) (string, cacheEntry, bool) {
 	if c == nil || c.Dir == "" {
 		return "", cacheEntry{}, false
 	}
-	fi, err := os.Stat(abs)
-	if err != nil {
-		return "", cacheEntry{}, false
-	}
-	dev, ino, ctime, ok := fileIdentity(fi)
+	e, ok := statEntry(abs)
 	if !ok {
 		return "", cacheEntry{}, false
 	}
 	sum := sha256.Sum256([]byte(abs))
-	e := cacheEntry{Path: abs, Dev: dev, Ino: ino, Size: fi.Size(),
-		Mtime: fi.ModTime().UnixNano(), Ctime: ctime}
 	return filepath.Join(c.Dir, hex.EncodeToString(sum[:16])+".json"), e, true
 }
 
