@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/airlock-dev/airlock/gate/canary/router"
 )
 
 // liveRate is the demo's live traffic, requests per second.
@@ -27,6 +28,7 @@ const liveRate = 30
 type live struct {
 	canaryModel, regressedModel string // base URLs
 	admin                       string
+	router                      *router.Client
 	plan, planText              string
 	stops                       []func()
 }
@@ -57,6 +59,7 @@ func startLive(ctx context.Context, bin, work, pubKey, stableDigest, canaryDiges
 		}
 	}
 	l.canaryModel, l.regressedModel, l.admin = "http://"+canary, "http://"+regressed, "http://"+admin
+	l.router = router.NewClient(l.admin, "", &http.Client{Timeout: 10 * time.Second})
 	routerYAML := filepath.Join(work, "router.yaml")
 	if err := os.WriteFile(routerYAML, fmt.Appendf(nil, "stable: {url: \"http://%s\", digest: %q}\ncanary: {url: \"http://%s\", digest: %q}\nweight: 0\n",
 		stable, stableDigest, canary, canaryDigest), 0o644); err != nil {
@@ -66,7 +69,7 @@ func startLive(ctx context.Context, bin, work, pubKey, stableDigest, canaryDiges
 		return nil, err
 	}
 	for _, u := range []string{"http://" + stable + "/v1/models", "http://" + canary + "/v1/models", "http://" + regressed + "/v1/models", l.admin + "/healthz"} {
-		if err := waitOK(u); err != nil {
+		if err := waitOK(u, 30*time.Second); err != nil {
 			return nil, err
 		}
 	}
@@ -152,7 +155,7 @@ func (l *live) startPrometheus(ctx context.Context, work, target string) (string
 		return "", err
 	}
 	url := "http://" + addr
-	return url, waitOK(url + "/-/ready")
+	return url, waitOK(url+"/-/ready", 30*time.Second)
 }
 
 // startLoad sends streamed chat completions through the router at liveRate
@@ -189,31 +192,24 @@ func (l *live) startLoad(proxy string) {
 
 // setCanary points the router's canary upstream at url, labelled digest,
 // keeping its stable upstream (the admin API: PUT /admin/upstreams).
-func (l *live) setCanary(url, digest string) error {
-	var st struct {
-		Stable json.RawMessage `json:"stable"`
-	}
-	if err := l.adminCall(http.MethodGet, "/admin/state", nil, &st); err != nil {
+func (l *live) setCanary(ctx context.Context, url, digest string) error {
+	st, err := l.router.State(ctx)
+	if err != nil {
 		return err
 	}
-	body := fmt.Appendf(nil, `{"stable":%s,"canary":{"url":%q,"digest":%q},"weight":0}`, st.Stable, url, digest)
+	u := router.Upstreams{Stable: &st.Stable, Canary: &router.Upstream{URL: url, Digest: digest}}
+	body, err := json.Marshal(u)
+	if err != nil {
+		return err
+	}
 	fmt.Printf("# The router's admin API: PUT %s/admin/upstreams %s\n\n", l.admin, body)
-	return l.adminCall(http.MethodPut, "/admin/upstreams", body, nil)
+	return l.router.SetUpstreams(ctx, u)
 }
 
 // state describes the router's routing state.
-func (l *live) state() (string, error) {
-	var st struct {
-		Weight     int `json:"weight"`
-		KillSwitch struct {
-			On     bool   `json:"on"`
-			Reason string `json:"reason"`
-		} `json:"kill_switch"`
-		Stable struct {
-			Digest string `json:"digest"`
-		} `json:"stable"`
-	}
-	if err := l.adminCall(http.MethodGet, "/admin/state", nil, &st); err != nil {
+func (l *live) state(ctx context.Context) (string, error) {
+	st, err := l.router.State(ctx)
+	if err != nil {
 		return "", err
 	}
 	ks := "off"
@@ -221,26 +217,6 @@ func (l *live) state() (string, error) {
 		ks = "ON (" + st.KillSwitch.Reason + ")"
 	}
 	return fmt.Sprintf("canary weight %d%%, stable %s, kill-switch %s", st.Weight, st.Stable.Digest, ks), nil
-}
-
-func (l *live) adminCall(method, path string, body []byte, out any) error {
-	req, err := http.NewRequest(method, l.admin+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("router admin API %s %s: %s: %s", method, path, res.Status, b)
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
 }
 
 func (l *live) stop() {
@@ -259,9 +235,9 @@ func freeAddr() (string, error) {
 	return addr, ln.Close()
 }
 
-// waitOK polls url until it answers 200, for up to 30s.
-func waitOK(url string) error {
-	deadline := time.Now().Add(30 * time.Second)
+// waitOK polls url until it answers 200, for up to timeout.
+func waitOK(url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	for {
 		res, err := http.Get(url)
 		if err == nil {
@@ -272,8 +248,8 @@ func waitOK(url string) error {
 			err = fmt.Errorf("status %s", res.Status)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not answer within 30s: %w", url, err)
+			return fmt.Errorf("%s did not answer within %s: %w", url, timeout, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }

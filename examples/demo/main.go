@@ -9,8 +9,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -257,7 +255,7 @@ func run(ctx context.Context, bin, example string) error {
 		return err
 	}
 	defer live.stop()
-	if err := live.setCanary(live.canaryModel, d151); err != nil {
+	if err := live.setCanary(ctx, live.canaryModel, d151); err != nil {
 		return err
 	}
 	fmt.Printf("# Live: two SIMULATED good model servers behind airlock router serve (stable: 1.4.0, canary: 1.5.1), %d requests/s of streamed\n"+
@@ -272,7 +270,7 @@ func run(ctx context.Context, bin, example string) error {
 	if err != nil {
 		return err
 	}
-	if err := live.setCanary(live.regressedModel, d152); err != nil {
+	if err := live.setCanary(ctx, live.regressedModel, d152); err != nil {
 		return err
 	}
 	fmt.Printf("# 1.5.2 passed the gate offline, but live it is served by the SIMULATED regressed version (slower first token, 2%% errors).\n\n")
@@ -284,7 +282,7 @@ func run(ctx context.Context, bin, example string) error {
 	if _, err := step("The promotion record of 1.5.2, signed and attached.", "verify", repo+":1.5.2", "--key", key+".pub", "--attestations", "promotion"); err != nil {
 		return err
 	}
-	state, err := live.state()
+	state, err := live.state(ctx)
 	if err != nil {
 		return err
 	}
@@ -310,12 +308,8 @@ func run(ctx context.Context, bin, example string) error {
 // startRegistry runs `airlock registry serve` on a free loopback port and
 // waits until it answers.
 func startRegistry(ctx context.Context, bin, root, config string) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	host, err := freeAddr()
 	if err != nil {
-		return "", nil, err
-	}
-	host := ln.Addr().String()
-	if err := ln.Close(); err != nil {
 		return "", nil, err
 	}
 	cmd := exec.CommandContext(ctx, bin, "registry", "serve", "--addr", host, "--root", root, "--config", config)
@@ -328,19 +322,9 @@ func startRegistry(ctx context.Context, bin, root, config string) (string, func(
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + host + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return host, stop, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, fmt.Errorf("airlock registry serve did not answer on %s:\n%s", host, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := waitOK("http://"+host+"/v2/", 10*time.Second); err != nil {
+		stop()
+		return "", nil, fmt.Errorf("airlock registry serve did not answer on %s: %w\n%s", host, err, logs.String())
 	}
+	return host, stop, nil
 }
