@@ -59,7 +59,7 @@ too. It serves until interrupted.`,
 			}
 			plan, err := canary.ParseConfig(raw, filepath.Dir(config))
 			if err != nil {
-				return err
+				return fmt.Errorf("%s: %w", config, err)
 			}
 			prov, err := buildProvider(plan)
 			if err != nil {

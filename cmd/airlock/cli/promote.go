@@ -111,7 +111,7 @@ func runPromote(ctx context.Context, g *globals, f promoteFlags, refArg string) 
 	}
 	plan, err := canary.ParseConfig(raw, filepath.Dir(f.config))
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", f.config, err)
 	}
 	signer, err := loadSigner(g, f.key)
 	if err != nil {
